@@ -1,0 +1,3 @@
+from llm_mem.cli import main
+
+main()
