@@ -1,0 +1,243 @@
+"""config.json (a dict) -> ModelSpec. Every key alias, default and family quirk lives here.
+
+Defaults that a config may omit are the defaults of the matching transformers configuration
+class (transformers/models/<family>/configuration_<family>.py), so that a config saved without
+them is read the way transformers reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_mem.errors import ConfigError
+from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec, QuantConfig
+
+LLAMA_LIKE = {
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
+    "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "olmo2", "granite",
+}
+KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"}
+# Multimodal wrappers whose language model sits in `text_config`.
+_WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": None, "mistral3": None, "llama4": "llama4_text"}
+
+
+def _first(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return default
+
+
+def _int(d: dict[str, Any], *keys: str, default: int | None = None, required: bool = True) -> int:
+    v = _first(d, *keys, default=default)
+    if v is None:
+        if required:
+            raise ConfigError(f"config.json has no {' / '.join(keys)}", "is this a decoder-only LLM config?")
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
+        raise ConfigError(f"config.json field {keys[0]} = {v!r} is not a non-negative integer")
+    return int(v)
+
+
+def unwrap_text_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Return the language-model part of a multimodal wrapper config (or cfg itself)."""
+    text = cfg.get("text_config")
+    if isinstance(text, dict) and ("hidden_size" in text or "num_hidden_layers" in text):
+        merged = dict(text)
+        mt = cfg.get("model_type")
+        merged.setdefault("model_type", _WRAPPER_TEXT_TYPES.get(mt) or text.get("model_type") or mt)
+        # a wrapper's quantization_config / dtype apply to the whole checkpoint
+        for key in ("quantization_config", "torch_dtype", "dtype"):
+            if key in cfg and key not in merged:
+                merged[key] = cfg[key]
+        return merged
+    return cfg
+
+
+def parse_quantization(qc: Any) -> QuantConfig | None:
+    """Normalise a `quantization_config` (bitsandbytes, gptq, awq, fp8, mxfp4...)."""
+    if not isinstance(qc, dict):
+        return None
+    method = str(qc.get("quant_method", "")).lower()
+    skip = tuple(qc.get("modules_to_not_convert") or qc.get("llm_int8_skip_modules") or ())
+    if method == "bitsandbytes" or qc.get("load_in_4bit") or qc.get("load_in_8bit"):
+        four = bool(qc.get("load_in_4bit") or qc.get("_load_in_4bit"))
+        return QuantConfig(
+            method="bitsandbytes", bits=4 if four else 8,
+            quant_type=str(qc.get("bnb_4bit_quant_type", "nf4")) if four else "int8",
+            double_quant=bool(qc.get("bnb_4bit_use_double_quant", False)), skip_modules=skip,
+        )
+    if method in ("gptq", "awq"):
+        return QuantConfig(
+            method=method, bits=float(qc.get("bits", qc.get("w_bit", 4))),
+            group_size=int(qc.get("group_size", qc.get("q_group_size", 128))), skip_modules=skip,
+        )
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        return QuantConfig(
+            method="fp8", bits=8, quant_type=str(qc.get("fmt", "e4m3")),
+            block_size=tuple(block) if block else None, skip_modules=skip,
+        )
+    if method == "mxfp4":
+        return QuantConfig(method="mxfp4", bits=4.25, skip_modules=skip)
+    if method == "compressed-tensors":
+        return QuantConfig(method="compressed-tensors")
+    return QuantConfig(method="other")
+
+
+def _layer_types(cfg: dict[str, Any], family: str, n: int) -> tuple[tuple[LayerKind, ...], int | None]:
+    """Per-layer attention kind and the sliding window, from the per-layer fields."""
+    window = cfg.get("sliding_window")
+    window = int(window) if isinstance(window, (int, float)) and window > 0 else None
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list) and len(lt) == n:
+        kinds: list[LayerKind] = []
+        for t in lt:
+            t = str(t)
+            kinds.append("sliding" if "sliding" in t or "chunked" in t else "linear" if "linear" in t else "full")
+        return tuple(kinds), window
+    interval = cfg.get("full_attention_interval")
+    if isinstance(interval, int) and interval > 0:  # Qwen3-Next: linear attention except every Nth layer
+        return tuple("full" if (i + 1) % interval == 0 else "linear" for i in range(n)), window
+    if window is None:
+        return ("full",) * n, None
+    if family == "gemma2":  # Gemma2Config: layer i slides when (i + 1) % 2 == 1
+        return tuple("sliding" if (i + 1) % 2 else "full" for i in range(n)), window
+    if family == "gemma3_text":  # Gemma3TextConfig: sliding_window_pattern (default 6)
+        pattern = int(cfg.get("sliding_window_pattern", 6) or 6)
+        return tuple("sliding" if (i + 1) % pattern else "full" for i in range(n)), window
+    if family in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
+        if not cfg.get("use_sliding_window", False):
+            return ("full",) * n, None
+        start = int(cfg.get("max_window_layers", n))
+        return tuple("sliding" if i >= start else "full" for i in range(n)), window
+    # Mistral v0.1, Phi-3: one window on every layer
+    return ("sliding",) * n, window
+
+
+def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
+    experts = _first(cfg, "num_local_experts", "num_experts", "n_routed_experts")
+    if not experts:
+        return None
+    experts = int(experts)
+    top_k = int(_first(cfg, "num_experts_per_tok", "experts_per_token", "moe_topk", default=2))
+    if family in ("deepseek_v2", "deepseek_v3"):
+        first_dense = int(cfg.get("first_k_dense_replace", 0))
+        freq = int(cfg.get("moe_layer_freq", 1))
+        layers = tuple(i >= first_dense and i % freq == 0 for i in range(n))
+        moe_i = int(cfg["moe_intermediate_size"])
+        return MoeSpec(
+            num_experts=experts, top_k=top_k, expert_intermediate_size=moe_i,
+            shared_intermediate_size=moe_i * int(cfg.get("n_shared_experts") or 0), moe_layers=layers,
+        )
+    if family in ("qwen2_moe", "qwen3_moe"):
+        step = int(cfg.get("decoder_sparse_step", 1))
+        only_mlp = set(cfg.get("mlp_only_layers") or [])
+        layers = tuple(i not in only_mlp and (i + 1) % step == 0 for i in range(n))
+        shared = int(cfg.get("shared_expert_intermediate_size") or 0)
+        return MoeSpec(
+            num_experts=experts, top_k=top_k, expert_intermediate_size=int(cfg["moe_intermediate_size"]),
+            shared_intermediate_size=shared, shared_expert_gate=shared > 0, moe_layers=layers,
+        )
+    inter = int(_first(cfg, "moe_intermediate_size", "intermediate_size", default=4 * h))
+    return MoeSpec(
+        num_experts=experts, top_k=top_k, expert_intermediate_size=inter,
+        router_bias=family == "gpt_oss", expert_bias=family == "gpt_oss", moe_layers=(True,) * n,
+    )
+
+
+def _torch_dtype(cfg: dict[str, Any]) -> str | None:
+    dt = _first(cfg, "torch_dtype", "dtype")
+    return str(dt).replace("torch.", "") if dt else None
+
+
+def parse_config(raw: dict[str, Any]) -> ModelSpec:
+    """Normalise a config.json dict into a ModelSpec. Raises ConfigError on missing fields."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config.json is not a JSON object")
+    cfg = unwrap_text_config(raw)
+    model_type = str(cfg.get("model_type") or "").lower()
+    if not model_type:
+        raise ConfigError("config.json has no model_type", "is this a transformers config.json?")
+    family = model_type if model_type in KNOWN_FAMILIES else "generic"
+    archs = cfg.get("architectures") or raw.get("architectures")
+    architecture = archs[0] if isinstance(archs, list) and archs else None
+
+    h = _int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
+    n = _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
+    vocab = _int(cfg, "vocab_size", "padded_vocab_size")
+    if h == 0 or n == 0 or heads == 0 or vocab == 0:
+        raise ConfigError("config.json has a zero hidden size, layer count, head count or vocabulary")
+    kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num", default=heads)
+    head_dim = _int(cfg, "head_dim", default=h // heads) or h // heads
+    inter = _int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "ffn_hidden_dim",
+                 default=0, required=False)
+    max_pos = _first(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+    tie_default = family in ("gpt2", "opt", "bloom", "falcon", "gemma", "gemma2", "gemma3_text", "generic")
+    kw: dict[str, Any] = dict(
+        model_type=model_type, family=family, architecture=architecture, known=family != "generic",
+        vocab_size=vocab, hidden_size=h, num_layers=n, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
+        intermediate_size=inter or 4 * h, max_position_embeddings=int(max_pos) if max_pos else None,
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", tie_default)),
+        torch_dtype=_torch_dtype(cfg) or _torch_dtype(raw),
+        quantization=parse_quantization(cfg.get("quantization_config") or raw.get("quantization_config")),
+        hidden_act=_first(cfg, "hidden_act", "hidden_activation", "activation_function", "activation"),
+        attention_dropout=float(_first(cfg, "attention_dropout", "attn_pdrop", default=0.0) or 0.0),
+        hidden_dropout=float(_first(cfg, "hidden_dropout", "resid_pdrop", "dropout", default=0.0) or 0.0),
+    )
+    kw["layer_types"], kw["sliding_window"] = _layer_types(cfg, family, n)
+
+    if family in LLAMA_LIKE or family == "generic":
+        bias = bool(cfg.get("attention_bias", False))
+        kw.update(qkv_bias=bias or family == "qwen2" or family == "qwen2_moe", o_bias=bias,
+                  mlp_bias=bool(cfg.get("mlp_bias", False)),
+                  qk_norm=family in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2"),
+                  attention_sinks=family == "gpt_oss")
+        if family in ("gemma2", "gemma3_text"):
+            kw["norms_per_layer"] = 4
+        kw["moe"] = _moe(cfg, family, n, h)
+        if family in ("deepseek_v2", "deepseek_v3"):
+            kw["mla"] = MlaSpec(
+                kv_lora_rank=int(cfg["kv_lora_rank"]), q_lora_rank=cfg.get("q_lora_rank"),
+                qk_nope_head_dim=int(cfg["qk_nope_head_dim"]), qk_rope_head_dim=int(cfg["qk_rope_head_dim"]),
+                v_head_dim=int(cfg["v_head_dim"]),
+            )
+            kw["head_dim"] = int(cfg["qk_nope_head_dim"]) + int(cfg["qk_rope_head_dim"])
+            kw["mtp_layers"] = int(cfg.get("num_nextn_predict_layers", 0) or 0)
+    elif family == "gpt2":
+        kw.update(norm="layer", qkv_bias=True, o_bias=True, mlp_kind="plain", mlp_bias=True,
+                  position_embeddings=_int(cfg, "n_positions", "max_position_embeddings", default=1024),
+                  intermediate_size=inter or 4 * h)
+    elif family == "opt":
+        proj = int(cfg.get("word_embed_proj_dim") or h)
+        kw.update(norm="layer", qkv_bias=bool(cfg.get("enable_bias", True)), o_bias=bool(cfg.get("enable_bias", True)),
+                  mlp_kind="plain", mlp_bias=bool(cfg.get("enable_bias", True)),
+                  # OPTLearnedPositionalEmbedding keeps an offset of 2 rows (modeling_opt.py)
+                  position_embeddings=int(cfg.get("max_position_embeddings", 2048)) + 2,
+                  embed_proj_dim=proj if proj != h else None,
+                  final_norm=bool(cfg.get("do_layer_norm_before", True)) and not cfg.get("_remove_final_layer_norm", False))
+    elif family == "bloom":
+        kw.update(norm="layer", qkv_bias=True, o_bias=True, mlp_kind="plain", mlp_bias=True,
+                  embedding_norm=True, alibi=True, intermediate_size=4 * h)
+    elif family == "gpt_neox":
+        bias = bool(cfg.get("attention_bias", True))
+        kw.update(norm="layer", qkv_bias=bias, o_bias=bias, mlp_kind="plain", mlp_bias=True,
+                  parallel_attn=bool(cfg.get("use_parallel_residual", True)))
+    elif family == "falcon":
+        new_arch = bool(cfg.get("new_decoder_architecture", False))
+        if new_arch:
+            kv = _int(cfg, "num_kv_heads", default=heads)
+        elif cfg.get("multi_query", True):
+            kv = 1
+        else:
+            kv = heads
+        parallel = bool(cfg.get("parallel_attn", True))
+        n_ln = int(cfg.get("num_ln_in_parallel_attn") or 2) if new_arch else (1 if parallel else 2)
+        bias = bool(cfg.get("bias", False))
+        kw.update(norm="layer", num_kv_heads=kv, qkv_bias=bias, o_bias=bias, mlp_kind="plain", mlp_bias=bias,
+                  norms_per_layer=n_ln, parallel_attn=parallel or new_arch, alibi=bool(cfg.get("alibi", False)),
+                  intermediate_size=inter or 4 * h)
+    if kw["num_heads"] % max(kw["num_kv_heads"], 1) and kw.get("mla") is None:
+        raise ConfigError(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
+    return ModelSpec(**kw)

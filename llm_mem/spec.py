@@ -1,0 +1,125 @@
+"""The typed architecture description every estimator reads.
+
+`sources/parse.py` is the only place that knows config.json's key aliases and family quirks;
+it turns a raw dict into a frozen `ModelSpec`. Estimators never see the raw config.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+LayerKind = Literal["full", "sliding", "linear"]
+NormKind = Literal["rms", "layer"]
+MlpKind = Literal["gated", "plain"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MlaSpec(_Frozen):
+    """DeepSeek multi-head latent attention (DeepSeek-V2 paper, arXiv:2405.04434, section 2.1)."""
+
+    kv_lora_rank: int
+    q_lora_rank: int | None
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+class MoeSpec(_Frozen):
+    """Routed experts (+ optional shared experts) and which layers carry them."""
+
+    num_experts: int
+    top_k: int
+    expert_intermediate_size: int
+    shared_intermediate_size: int = 0  # total width of the shared expert(s); 0 = none
+    shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
+    router_bias: bool = False  # gpt-oss router has a bias
+    expert_bias: bool = False  # gpt-oss experts have biases
+    moe_layers: tuple[bool, ...]  # per layer: True where the MLP is the MoE block
+
+
+class QuantConfig(_Frozen):
+    """A checkpoint's own `quantization_config`, normalised."""
+
+    method: Literal["bitsandbytes", "gptq", "awq", "fp8", "mxfp4", "compressed-tensors", "other"]
+    bits: float | None = None
+    group_size: int | None = None  # GPTQ/AWQ group; -1 = per channel
+    quant_type: str | None = None  # bnb nf4/fp4/int8, fp8 e4m3
+    double_quant: bool = False
+    block_size: tuple[int, ...] | None = None  # fp8 weight_block_size
+    skip_modules: tuple[str, ...] = ()
+
+
+class ModelSpec(_Frozen):
+    """A decoder-only transformer, normalised from config.json."""
+
+    model_type: str
+    family: str  # the family whose parameter layout we use ("generic" when unknown)
+    architecture: str | None = None
+    known: bool = True  # False: generic fallback, estimate from standard fields only
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    max_position_embeddings: int | None = None
+    tie_word_embeddings: bool = False
+    torch_dtype: str | None = None
+
+    # parameter layout details
+    norm: NormKind = "rms"
+    norms_per_layer: int = 2
+    final_norm: bool = True
+    embedding_norm: bool = False  # BLOOM's word_embeddings_layernorm
+    qk_norm: bool = False  # Qwen3 / Gemma3 per-head q/k RMSNorm
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_kind: MlpKind = "gated"
+    mlp_bias: bool = False
+    attention_sinks: bool = False  # gpt-oss learned per-head sink logits
+    position_embeddings: int = 0  # rows of a learned absolute position table (GPT-2, OPT)
+    embed_proj_dim: int | None = None  # OPT's word_embed_proj_dim when != hidden
+    parallel_attn: bool = False  # GPT-J/NeoX/Falcon parallel residual (affects activations)
+    mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction layers (in checkpoint, not instantiated)
+
+    # attention layout
+    mla: MlaSpec | None = None
+    layer_types: tuple[LayerKind, ...]
+    sliding_window: int | None = None
+    alibi: bool = False
+
+    moe: MoeSpec | None = None
+    quantization: QuantConfig | None = None
+    hidden_act: str | None = None
+    attention_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+
+    @property
+    def is_moe(self) -> bool:
+        """True when at least one layer routes tokens to experts."""
+        return self.moe is not None and any(self.moe.moe_layers)
+
+
+class Source(_Frozen):
+    """Where a model description came from, shown in every report."""
+
+    kind: Literal["local", "bundled", "hub"]
+    location: str  # path, bundled file name, or repo id@revision
+    note: str | None = None
+
+
+class ResolvedModel(_Frozen):
+    """What a source hands to the estimators: the spec, its origin and checkpoint facts."""
+
+    name: str
+    spec: ModelSpec
+    source: Source
+    checkpoint_dtypes: dict[str, int] | None = None  # safetensors element counts per dtype
+    warnings: tuple[str, ...] = ()
