@@ -130,8 +130,8 @@ def _feed_forward(spec: ModelSpec, i: int) -> list[Tensor]:
     h = spec.hidden_size
     ts = _linear(f"{p}.router", "router", i, moe.num_experts, h, moe.router_bias)
     ts = [t._replace(role="router") for t in ts]
-    if spec.family == "deepseek_v3":  # DeepseekV3TopkRouter.e_score_correction_bias (noaux_tc routing)
-        ts.append(Tensor(f"{p}.router.e_score_correction_bias", "router", i, (moe.num_experts,)))
+    # DeepSeek-V3's router e_score_correction_bias is a registered buffer in transformers, not a
+    # parameter (its checkpoint stores it: 14,848 more elements across 58 MoE layers).
     ts += _mlp(spec, i, f"{p}.experts", "expert", moe.expert_intermediate_size, moe.num_experts,
                bias=moe.expert_bias)
     if moe.shared_intermediate_size:

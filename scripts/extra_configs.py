@@ -35,7 +35,7 @@ EXTRA = [
     # Meta-Llama-3-8B: Llama-3.1-8B shapes with an 8k context (published 8.03B)
     ("meta-llama/Meta-Llama-3-8B", _llama(4096, 32, 32, 8, 14336, 128256, 8192), R),
     # CodeLlama-34b-hf: 33.7B published
-    ("codellama/CodeLlama-34b-hf", _llama(8192, 48, 64, 8, 22016, 32016, 16384, theta=1000000.0), R),
+    ("codellama/CodeLlama-34b-hf", _llama(8192, 48, 64, 8, 22016, 32000, 16384, theta=1000000.0), R),
     # deepseek-coder-6.7b-instruct: llama architecture, 6.74B
     ("deepseek-ai/deepseek-coder-6.7b-instruct", _llama(4096, 32, 32, 32, 11008, 32256, 16384, theta=100000.0), R),
     # huggyllama/llama-7b: the original LLaMA-7B (6.74B), 2k context, fp16 checkpoint

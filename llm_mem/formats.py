@@ -1,0 +1,135 @@
+"""Weight storage formats: bits per weight, derived from each format's block layout, and which
+tensors each scheme leaves unquantized.
+
+Bits per weight (bpw) include the format's own scales/zeros, so bytes = ceil(numel * bpw / 8).
+GGUF block layouts are from ggml/src/ggml-common.h (block_q4_K etc.); QK_K = 256 super-blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llm_mem.errors import UsageError
+
+# --- GGUF: bytes per block / weights per block (ggml-common.h) ------------------------------
+QK_K = 256  # ggml-common.h: #define QK_K 256
+GGUF_BPW: dict[str, float] = {
+    "F32": 32.0,
+    "F16": 16.0,
+    "BF16": 16.0,
+    "Q8_0": 34 * 8 / 32,  # block_q8_0: fp16 d + int8 qs[32] = 34 B / 32
+    "Q6_K": 210 * 8 / QK_K,  # ql[128] + qh[64] + int8 scales[16] + fp16 d = 210 B
+    "Q5_1": 24 * 8 / 32,  # fp16 d, m + qh[4] + qs[16]
+    "Q5_0": 22 * 8 / 32,  # fp16 d + qh[4] + qs[16]
+    "Q5_K": 176 * 8 / QK_K,  # fp16 d, dmin + scales[12] + qh[32] + qs[128]
+    "Q4_1": 20 * 8 / 32,  # fp16 d, m + qs[16]
+    "Q4_0": 18 * 8 / 32,  # fp16 d + qs[16]
+    "Q4_K": 144 * 8 / QK_K,  # fp16 d, dmin + scales[12] + qs[128]
+    "IQ4_NL": 18 * 8 / 32,  # fp16 d + qs[16], non-linear grid
+    "IQ4_XS": 136 * 8 / QK_K,  # fp16 d + scales_h u16 + scales_l[4] + qs[128]
+    "Q3_K": 110 * 8 / QK_K,  # hmask[32] + qs[64] + scales[12] + fp16 d
+    "IQ3_S": 110 * 8 / QK_K,  # fp16 d + qs[64] + qh[8] + signs[32] + scales[4]
+    "IQ3_XXS": 98 * 8 / QK_K,  # fp16 d + qs[96]
+    "Q2_K": 84 * 8 / QK_K,  # scales[16] + qs[64] + fp16 d, dmin
+    "IQ2_S": 82 * 8 / QK_K,  # fp16 d + qs[64] + qh[8] + scales[8]
+    "IQ2_XS": 74 * 8 / QK_K,  # fp16 d + u16 qs[32] + scales[8]
+    "IQ2_XXS": 66 * 8 / QK_K,  # fp16 d + u16 qs[32]
+    "IQ1_M": 56 * 8 / QK_K,  # qs[32] + qh[16] + scales[8]
+    "IQ1_S": 50 * 8 / QK_K,  # fp16 d + qs[32] + u16 qh[8]
+}
+
+# --- other formats ---------------------------------------------------------------------------
+# bitsandbytes 4-bit: 4-bit codes + one absmax per 64 weights (blocksize 64 default in
+# bitsandbytes/functional.py quantize_4bit). fp32 absmax: 32/64 = 0.5 bit. With double quant
+# (QLoRA paper, Dettmers et al. 2023, sec. 3): absmax in 8 bits per 64 + fp32 per 256 blocks:
+# 8/64 + 32/(64*256) = 0.127 bit.
+BNB4_BLOCK = 64
+BNB4_BPW = 4 + 32 / BNB4_BLOCK
+BNB4_DQ_BPW = 4 + 8 / BNB4_BLOCK + 32 / (BNB4_BLOCK * 256)
+# MXFP4 (OCP Microscaling Formats spec v1.0): blocks of 32 FP4 (e2m1) values with one shared
+# 8-bit E8M0 scale: 4 + 8/32 = 4.25 bpw.
+MXFP4_BPW = 4 + 8 / 32
+
+
+@dataclass(frozen=True)
+class Format:
+    """How weights are stored. `linear_bpw` applies to quantized Linear weights; the roles in
+    `keep_roles` stay at `keep_bits` (the compute dtype, bf16 unless the user picks fp32/fp16)."""
+
+    key: str
+    label: str
+    linear_bits: float  # nominal bits of a quantized weight (for display)
+    keep_roles: frozenset[str] = frozenset()
+    experts_only: bool = False  # MXFP4 in gpt-oss quantizes the MoE experts only
+    per_row_bytes: int = 0  # extra bytes per output row (bnb int8 keeps an fp32 scale per row)
+    group_size: int | None = None  # GPTQ/AWQ
+    gguf_recipe: str | None = None
+    note: str = ""
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+NOT_LINEAR = frozenset({"embed", "pos_embed", "embed_proj", "lm_head", "norm", "bias", "router", "expert_bias"})
+# bitsandbytes via transformers: every nn.Linear except the output embedding (get_keys_to_not_convert
+# in transformers/integrations/bitsandbytes.py) is converted; embeddings are nn.Embedding.
+BNB_KEEP = frozenset({"embed", "pos_embed", "embed_proj", "lm_head", "norm", "bias", "expert_bias"})
+
+
+def _gptq_bpw(bits: float, group: int, out_features: int, g_idx: bool) -> float:
+    """GPTQ (AutoGPTQ/gptqmodel QuantLinear): qweight `bits`, fp16 scales and `bits` zeros per
+    group and output column, plus int32 g_idx per input row (bits 32 / out_features per weight)."""
+    return bits + (16 + bits) / group + (32 / out_features if g_idx else 0.0)
+
+
+FLOAT_FORMATS = {
+    "fp32": Format("fp32", "fp32 (32-bit float)", 32, aliases=("float32", "f32", "32")),
+    "bf16": Format("bf16", "bf16 (16-bit bfloat)", 16, aliases=("bfloat16",)),
+    "fp16": Format("fp16", "fp16 (16-bit float)", 16, aliases=("float16", "f16", "half", "16")),
+}
+QUANT_FORMATS = {
+    "fp8": Format("fp8", "fp8 e4m3, per-tensor scale (embeddings and lm_head in bf16)", 8,
+                  keep_roles=NOT_LINEAR, aliases=("float8", "e4m3", "fp8-e4m3"),
+                  note="vLLM/compressed-tensors FP8 keeps embed_tokens and lm_head in bf16"),
+    "int8": Format("int8", "int8 (bitsandbytes LLM.int8)", 8, keep_roles=BNB_KEEP, per_row_bytes=4,
+                   aliases=("8", "8bit", "llm.int8", "bnb-int8"),
+                   note="bitsandbytes Int8Params keep one fp32 scale per output row (SCB)"),
+    "nf4": Format("nf4", "nf4 (bitsandbytes 4-bit, double quant, block 64)", BNB4_DQ_BPW, keep_roles=BNB_KEEP,
+                  aliases=("int4", "4", "4bit", "bnb-nf4", "bnb4"),
+                  note="int4 = bitsandbytes nf4, what transformers' load_in_4bit gives"),
+    "fp4": Format("fp4", "fp4 (bitsandbytes 4-bit, double quant, block 64)", BNB4_DQ_BPW, keep_roles=BNB_KEEP,
+                  aliases=("bnb-fp4",)),
+    "gptq": Format("gptq", "GPTQ 4-bit, group 128, act-order g_idx", 4, keep_roles=NOT_LINEAR, group_size=128,
+                   aliases=("gptq-int4", "gptq4")),
+    "gptq-int8": Format("gptq-int8", "GPTQ 8-bit, group 128", 8, keep_roles=NOT_LINEAR, group_size=128,
+                        aliases=("gptq8",)),
+    "awq": Format("awq", "AWQ 4-bit, group 128 (GEMM)", 4, keep_roles=NOT_LINEAR, group_size=128,
+                  aliases=("awq-int4", "awq4")),
+    "mxfp4": Format("mxfp4", "MXFP4 (4-bit e2m1, e8m0 scale per 32) on MoE experts", MXFP4_BPW,
+                    keep_roles=NOT_LINEAR, experts_only=True),
+}
+# GGUF whole-file recipes (llama.cpp `llama-quantize` ftypes) and plain per-tensor types.
+GGUF_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
+                "IQ4_XS", "IQ4_NL", "Q3_K_L", "Q3_K_M", "Q3_K_S", "IQ3_M", "IQ3_XXS", "Q2_K", "Q2_K_S",
+                "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S", "F16", "BF16")
+for _r in GGUF_RECIPES:
+    QUANT_FORMATS[_r] = Format(_r, f"GGUF {_r} (llama.cpp mix)", GGUF_BPW.get(_r.rsplit("_", 1)[0] if _r.endswith(("_M", "_S", "_L")) else _r, 16.0),
+                               keep_roles=frozenset({"norm", "bias", "expert_bias"}), gguf_recipe=_r,
+                               aliases=(_r.lower(),))
+
+ALL_FORMATS = {**FLOAT_FORMATS, **QUANT_FORMATS}
+_LOOKUP = {k.lower(): f for k, f in ALL_FORMATS.items()}
+for _f in ALL_FORMATS.values():
+    for _a in _f.aliases:
+        _LOOKUP.setdefault(_a.lower(), _f)
+PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "all")
+
+
+def get_format(name: str) -> Format:
+    """A Format by key or alias (case-insensitive); UsageError listing the choices otherwise."""
+    f = _LOOKUP.get(name.strip().lower())
+    if f is None:
+        raise UsageError(
+            f"unknown precision or quant format {name!r}",
+            "precisions: fp32, bf16, fp16, fp8, int8, int4; formats: nf4, fp4, gptq, awq, mxfp4, "
+            "GGUF types such as Q8_0, Q4_K_M, IQ2_XS",
+        )
+    return f
