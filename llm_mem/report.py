@@ -1,0 +1,125 @@
+"""The estimate report: a frozen pydantic model whose JSON dump is the `estimate --json` contract
+(docs/json.md; schema in docs/schemas/estimate.schema.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm_mem.params import ParameterCounts
+from llm_mem.spec import Source
+
+SCHEMA_VERSION = "1"
+
+ComponentName = Literal[
+    "weights", "kv_cache", "activations", "logits", "runtime_overhead",
+    "gradients", "optimizer_states", "master_weights", "lora_adapters", "activation_recompute",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Workload(_Frozen):
+    """What the model is asked to do. Inference unless `train` is set."""
+
+    precision: str | None = None  # as requested; None = the checkpoint's own format
+    quant: str | None = None
+    context: int = 4096
+    batch: int = 1
+    kv_dtype: str = "bf16"
+    attention: Literal["eager", "sdpa", "flash"] = "sdpa"
+    runtime: Literal["transformers", "vllm", "llamacpp"] = "transformers"
+    logits: Literal["last", "full"] = "last"
+    train: Literal["full", "lora", "qlora"] | None = None
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    optimizer: str = "adamw"
+    mixed_precision: Literal["bf16", "fp16", "none"] = "bf16"
+    grad_checkpointing: bool = False
+    zero: int = 0
+    gpus: int = 1
+    offload: Literal["none", "optimizer", "parameters"] = "none"
+
+
+class Component(_Frozen):
+    """One line of the breakdown. `low`/`high` carry the measured uncertainty band."""
+
+    name: ComponentName
+    bytes: int
+    low: int
+    high: int
+    note: str | None = None
+
+
+class KvSummary(_Frozen):
+    """KV cache figures users compare across models."""
+
+    dtype: str
+    bytes_per_token: int  # all layers, one sequence, full-attention layers at full length
+    bytes_per_1k_tokens: int  # 1,024 tokens of one sequence (window caps applied)
+    mla_latent: bool
+
+
+class WeightsSummary(_Frozen):
+    """How the weights are stored."""
+
+    format: str
+    label: str
+    source: Literal["checkpoint", "requested"]
+    bytes: int
+    checkpoint_bytes: int | None = None  # exact tensor bytes from safetensors headers, when read
+    embedding_bytes: int
+    lm_head_bytes: int
+    largest_layer_bytes: int  # the largest decoder layer
+    largest_unit_bytes: int  # the largest of: a layer, the embedding, the lm_head (streaming peak)
+    per_layer_bytes: list[int]
+
+
+class Architecture(_Frozen):
+    """The normalised architecture, echoed for scripts."""
+
+    model_type: str
+    family: str
+    known: bool
+    layers: int
+    hidden_size: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    intermediate_size: int
+    max_position_embeddings: int | None
+    experts: int | None = None
+    experts_per_token: int | None = None
+    attention: Literal["mha", "gqa", "mqa", "mla"]
+    sliding_window: int | None = None
+    sliding_layers: int = 0
+
+
+class Report(_Frozen):
+    """Everything `llm-mem estimate` says about one model and workload."""
+
+    schema_version: str = SCHEMA_VERSION
+    model: str
+    source: Source
+    architecture: Architecture
+    parameters: ParameterCounts
+    workload: Workload
+    weights: WeightsSummary
+    kv_cache: KvSummary
+    components: list[Component]
+    total_bytes: int
+    total_low_bytes: int
+    total_high_bytes: int
+    host_bytes: int = 0  # CPU RAM needed by offload (ZeRO-Offload), not counted in total_bytes
+    per_gpu: bool = False  # True when components are per data-parallel GPU (--gpus)
+    notes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    verify: dict | None = None
+
+    def component(self, name: str) -> int:
+        """Bytes of a component, 0 when absent."""
+        return next((c.bytes for c in self.components if c.name == name), 0)
