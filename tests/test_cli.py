@@ -1,0 +1,109 @@
+"""The CLI through typer's CliRunner: JSON contract, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llm_mem.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_405b_json_offline_contract():
+    r = run("estimate", "meta-llama/Llama-3.1-405B", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["parameters"]["total"] == 405_853_388_800
+    assert d["source"]["kind"] == "bundled"
+    for key in ("model", "source", "parameters", "components", "total_bytes"):
+        assert key in d
+    for key in ("total", "embedding", "lm_head", "per_layer", "active"):
+        assert key in d["parameters"]
+    assert d["total_bytes"] == sum(c["bytes"] for c in d["components"])
+    assert {c["name"] for c in d["components"]} >= {"weights", "kv_cache", "activations", "runtime_overhead"}
+
+
+def test_json_stdout_is_only_json_notes_go_to_stderr():
+    r = run("estimate", "llama-3.1-405b", "--precision", "int4", "--json")
+    assert r.exit_code == 0
+    json.loads(r.stdout)  # nothing but the object on stdout
+    assert "bitsandbytes nf4" in r.stderr
+
+
+def test_table_output_names_units_source_and_context():
+    r = run("estimate", "meta-llama/Llama-3.1-8B", "--precision", "bf16", "--context", "32k", "--batch", "4")
+    assert r.exit_code == 0
+    out = r.stdout
+    assert "GB (10^9 B)" in out and "GiB (2^30 B)" in out
+    assert "bundled" in out and "context 32,768 tokens" in out and "per 1k tokens" in out
+    assert "16.06" in out  # Llama-3.1-8B bf16 weights = 16.06 GB (issue #4)
+
+
+def test_precision_all_side_by_side():
+    r = run("estimate", "Qwen/Qwen3-30B-A3B", "--precision", "all")
+    assert r.exit_code == 0
+    for p in ("fp32", "bf16", "fp8", "int8", "int4"):
+        assert p in r.stdout
+
+
+def test_models_lists_aliases():
+    r = run("models", "--json")
+    assert r.exit_code == 0
+    rows = json.loads(r.stdout)
+    assert len(rows) >= 40
+    llama = next(x for x in rows if x["id"] == "meta-llama/Llama-3.1-405B")
+    assert "llama-3.1-405b" in llama["aliases"] and llama["parameters"] == 405_853_388_800
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["estimate", "llama-3.1-8b", "--precision", "int3"], "unknown precision"),
+    (["estimate", "llama-3.1-8b", "--context", "12q"], "token count"),
+    (["estimate", "llama-3.1-8b", "--batch", "0"], "--batch"),
+    (["estimate", "llama-3.1-8b", "--quant", "mxfp4"], "MoE experts only"),
+    (["estimate", "llama-3.1-8b", "--kv-dtype", "q4_0"], "llama.cpp cache type"),
+    (["estimate", "lama-3.1-8b"], "did you mean"),
+    (["estimate", "./does/not/exist.json"], "no such file"),
+    (["estimate", "llama-3.1-8b", "--runtime", "tgi"], "--runtime"),
+])
+def test_bad_input_one_line_exit_2(args, needle):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.stderr
+    assert "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_config_file(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text("{not json")
+    r = run("estimate", str(p))
+    assert r.exit_code == 2 and "not valid JSON" in r.stderr
+
+
+def test_local_config_and_folder(tmp_path):
+    cfg = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    for target in (str(tmp_path), str(tmp_path / "config.json")):
+        r = run("estimate", target, "--json")
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.stdout)
+        assert d["source"]["kind"] == "local"
+        # 100*64 embed + 2 layers (4*64*... ) computed independently: embed 6400, head 6400, final norm 64
+        per_layer = 64 * 64 + 2 * (32 * 64) + 64 * 64 + 3 * 64 * 128 + 2 * 64
+        assert d["parameters"]["total"] == 6400 + 6400 + 64 + 2 * per_layer
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("llm-mem ")
+    for cmd in ("estimate", "models"):
+        h = run(cmd, "--help")
+        assert h.exit_code == 0 and "Example" in h.stdout
