@@ -24,7 +24,8 @@ PrecisionOpt = Annotated[Optional[str], typer.Option(
     "--precision", "-p", help="fp32, bf16, fp16, fp8, int8, int4 (= bnb nf4), or `all` (estimate only).")]
 QuantOpt = Annotated[Optional[str], typer.Option(
     "--quant", "-q", help="Format: nf4, fp4, gptq, awq, mxfp4, fp8, int8, or a GGUF type (Q8_0, Q4_K_M, IQ2_XS...).")]
-ContextOpt = Annotated[str, typer.Option("--context", "--seq", "-c", help="Tokens per sequence: 4096, 32k, 128k.")]
+ContextOpt = Annotated[Optional[str], typer.Option(
+    "--context", "--seq", "-c", help="Tokens per sequence: 4096, 32k, 128k (default: 4096, or the model's maximum if smaller).")]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Sequences in the batch.")]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype: bf16, fp16, fp8, fp32, q8_0, q4_0.")]
 AttentionOpt = Annotated[str, typer.Option("--attention", help="eager, sdpa or flash.")]
@@ -80,6 +81,17 @@ def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
     return v
 
 
+DEFAULT_CONTEXT = 4096  # stated in every report; never silently the model's 128k maximum
+
+
+def default_context(workload, resolved, given: Optional[str]):
+    """Without --context: 4096 tokens, or the model's max_position_embeddings when smaller."""
+    mx = resolved.spec.max_position_embeddings
+    if given is None and mx and mx < workload.context:
+        return workload.model_copy(update={"context": mx})
+    return workload
+
+
 def build_workload(precision: Optional[str], quant: Optional[str], context: str, batch: int, kv_dtype: str,
                    attention: str, runtime: str, logits: str, train: Optional[str] = None, lora_rank: int = 16,
                    lora_targets: Optional[str] = None, optimizer: str = "adamw", mixed_precision: str = "bf16",
@@ -96,7 +108,7 @@ def build_workload(precision: Optional[str], quant: Optional[str], context: str,
     if batch <= 0:
         raise UsageError(f"--batch must be positive, got {batch}")
     kw = dict(
-        precision=precision, quant=quant, context=parse_tokens(context), batch=batch, kv_dtype=kv_dtype.lower(),
+        precision=precision, quant=quant, context=parse_tokens(context or DEFAULT_CONTEXT), batch=batch, kv_dtype=kv_dtype.lower(),
         attention=_choice(attention, ("eager", "sdpa", "flash"), "--attention"),
         runtime=_choice(runtime, ("transformers", "vllm", "llamacpp"), "--runtime"),
         logits=_choice(logits, ("last", "full"), "--logits"),
@@ -115,7 +127,7 @@ def build_workload(precision: Optional[str], quant: Optional[str], context: str,
 @handles_errors
 def estimate(
     model: ModelArg,
-    precision: PrecisionOpt = None, quant: QuantOpt = None, context: ContextOpt = "4096", batch: BatchOpt = 1,
+    precision: PrecisionOpt = None, quant: QuantOpt = None, context: ContextOpt = None, batch: BatchOpt = 1,
     kv_dtype: KvDtypeOpt = "bf16", attention: AttentionOpt = "sdpa", runtime: RuntimeOpt = "transformers",
     logits: LogitsOpt = "last", train: TrainOpt = None, lora_rank: LoraRankOpt = 16,
     lora_targets: LoraTargetsOpt = None, optimizer: OptimizerOpt = "adamw", mixed_precision: MixedOpt = "bf16",
@@ -139,6 +151,7 @@ def estimate(
     w = build_workload(precision, quant, context, batch, kv_dtype, attention, runtime, logits, train, lora_rank,
                        lora_targets, optimizer, mixed_precision, grad_checkpointing, zero, gpus, offload)
     resolved = resolve_model(model, config=config, revision=revision, token=token)
+    w = default_context(w, resolved, context)
     if precision and precision.lower() == "all":
         reports = [(p, run_estimate(resolved, w.model_copy(update={"precision": p})))
                    for p in ("fp32", "bf16", "fp8", "int8", "int4")]
@@ -192,6 +205,123 @@ def models(json_out: JsonOpt = False) -> None:
     render_rows(f"{len(rows)} bundled models", ["id", "aliases / same architecture", "parameters", "config"],
                 [[r["id"], ", ".join(r["aliases"] + r["also"]), f"{r['parameters'] / 1e9:,.2f} B",
                   r["provenance"]] for r in rows], console())
+
+
+DEFAULT_PLAN_GPUS = ("H100-SXM-80GB", "A100-SXM-80GB", "MI250-2X64GB", "L40S-48GB", "RTX-4090-24GB")
+
+
+@app.command()
+@handles_errors
+def plan(
+    model: Annotated[Optional[str], typer.Argument(help="Model to place; omit with --gpu to list what fits.")] = None,
+    gpu: GpuOpt = None, catalog: CatalogOpt = None,
+    precision: PrecisionOpt = None, quant: QuantOpt = None, context: ContextOpt = None, batch: BatchOpt = 1,
+    kv_dtype: KvDtypeOpt = "bf16", attention: AttentionOpt = "sdpa", runtime: RuntimeOpt = "transformers",
+    logits: LogitsOpt = "last", train: TrainOpt = None, lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = None, optimizer: OptimizerOpt = "adamw", mixed_precision: MixedOpt = "bf16",
+    grad_checkpointing: CkptOpt = False, zero: ZeroOpt = 0, gpus: GpusOpt = 1, offload: OffloadOpt = "none",
+    max_context: Annotated[bool, typer.Option("--max-context", help="Find the largest context that fits.")] = False,
+    max_batch: Annotated[bool, typer.Option("--max-batch", help="Find the largest batch that fits.")] = False,
+    disk_gbps: Annotated[float, typer.Option("--disk-gbps", help="Disk read GB/s for layer streaming.")] = 3.5,
+    cpu_gbps: Annotated[float, typer.Option("--cpu-gbps", help="Host memory GB/s for offloaded layers.")] = 76.8,
+    host_ram: Annotated[Optional[str], typer.Option("--host-ram", help="Host RAM for offload (default: this machine's).")] = None,
+    json_out: JsonOpt = False, revision: RevisionOpt = None, token: TokenOpt = None, config: ConfigOpt = None,
+    verify: VerifyOpt = False,
+) -> None:
+    """Which hardware runs MODEL: single GPU, tensor parallel, multi-node, CPU offload or layer streaming.
+
+    Examples:
+
+    * `llm-mem plan meta-llama/Llama-3.1-405B --precision int4 --gpu 8GB`
+    * `llm-mem plan meta-llama/Llama-3.1-405B --precision bf16`
+    * `llm-mem plan --gpu 8GB` (which bundled models fit, at which precision and context)
+    * `llm-mem plan huggyllama/llama-7b --gpu T4 --precision fp16 --max-context`
+    """
+    from llm_mem import planner as pl
+    from llm_mem.catalog import load_catalog, resolve_gpu
+    from llm_mem.render import console, render_plan
+    from llm_mem.units import parse_size
+
+    w = build_workload(precision, quant, context, batch, kv_dtype, attention, runtime, logits, train, lora_rank,
+                       lora_targets, optimizer, mixed_precision, grad_checkpointing, zero, gpus, offload)
+    cat = load_catalog(catalog)
+    ram = parse_size(host_ram) if host_ram else pl.host_ram_bytes()
+    if model is None:
+        if gpu is None:
+            raise UsageError("plan needs a MODEL, a --gpu, or both", "e.g. `llm-mem plan --gpu 8GB`")
+        from llm_mem.fit import fit_table
+
+        req = resolve_gpu(gpu, cat)
+        table = fit_table(req.gpu, req.count, w)
+        if json_out:
+            typer.echo(table.model_dump_json(indent=2))
+        else:
+            from llm_mem.render import render_fit_table
+
+            render_fit_table(table, console())
+        return
+    from llm_mem.sources import resolve_model
+
+    resolved = resolve_model(model, config=config, revision=revision, token=token)
+    w = default_context(w, resolved, context)
+    reqs = [resolve_gpu(gpu, cat)] if gpu else [resolve_gpu(g, cat) for g in DEFAULT_PLAN_GPUS]
+    targets = [(r.gpu, r.count) for r in reqs]
+    report = None
+    if verify:
+        from llm_mem.estimate import estimate as run_estimate
+        from llm_mem.verify import run_verify
+
+        report = run_verify(resolved, run_estimate(resolved, w))
+    if max_context or max_batch:
+        field = "context" if max_context else "batch"
+        upper = (resolved.spec.max_position_embeddings or 131072) if max_context else 4096
+        value, best = pl.largest_fitting(resolved, w, targets[0][0], targets[0][1], field, upper)
+        result = {"model": resolved.name, "gpu": targets[0][0].id, "field": field, "largest": value,
+                  "plan": best.model_dump(mode="json") if best else None}
+        if json_out:
+            import json
+
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            out = console()
+            if value == 0:
+                out.print(f"{resolved.name} does not fit resident on {targets[0][0].id} even at {field} 1")
+            else:
+                out.print(f"largest {field} that fits resident on {targets[0][0].id}: {value:,}")
+                render_plan(best, console())
+        if value == 0:
+            raise typer.Exit(1)
+        return
+    result_plan = pl.plan(resolved, w, targets, disk_gbps, cpu_gbps, report=report, host_ram=ram)
+    notes = [r.note for r in reqs if r.note]
+    if notes:
+        result_plan = result_plan.model_copy(update={"notes": notes + result_plan.notes})
+    if json_out:
+        typer.echo(result_plan.model_dump_json(indent=2))
+        return
+    render_plan(result_plan, console())
+
+
+@app.command("gpus")
+@handles_errors
+def gpus_cmd(catalog: CatalogOpt = None, json_out: JsonOpt = False) -> None:
+    """List the GPU catalog (gpu_catalog.yaml, plus --catalog FILE).
+
+    Example: `llm-mem gpus`
+    """
+    from llm_mem.catalog import load_catalog
+
+    cat = load_catalog(catalog)
+    if json_out:
+        typer.echo(cat.model_dump_json(indent=2, include={"devices"}))
+        return
+    from llm_mem.render import console, render_rows
+    from llm_mem.units import GIB
+
+    rows = [[g.id, f"{g.memory_bytes / GIB:g}", f"{g.usable_bytes / GIB:.1f}", g.bandwidth_gbps or "?",
+             g.tflops.get("bf16", "?"), g.node_size or "?", ", ".join(g.aliases)] for g in cat.devices]
+    render_rows(f"{len(rows)} devices (memory per device)",
+                ["id", "memory GiB", "usable GiB", "bandwidth GB/s", "bf16 TFLOPS", "node", "aliases"], rows, console())
 
 
 def _version(value: bool) -> None:

@@ -164,7 +164,7 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
         weights=WeightsSummary(
             format=plan.fmt.key, label=plan.fmt.label, source=plan.source, bytes=weights_total,
             checkpoint_bytes=ckpt, embedding_bytes=wb.embedding, lm_head_bytes=wb.lm_head,
-            largest_layer_bytes=max(wb.per_layer), largest_unit_bytes=wb.largest_unit, per_layer_bytes=wb.per_layer,
+            largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit, per_layer_bytes=wb.per_layer,
         ),
         kv_cache=KvSummary(dtype=w.kv_dtype, bytes_per_token=kv.per_token_full, bytes_per_1k_tokens=kv.per_1k_tokens,
                            mla_latent=kv.mla_latent),

@@ -179,6 +179,7 @@ def inventory(spec: ModelSpec) -> tuple[Tensor, ...]:
     return tuple(ts)
 
 
+@lru_cache(maxsize=64)
 def count_parameters(spec: ModelSpec) -> ParameterCounts:
     """The exact parameter breakdown: totals, embeddings, head, per layer, per expert, active."""
     ts = inventory(spec)

@@ -120,3 +120,46 @@ def render_rows(title: str, columns: list[str], rows: list[list[Any]], out: Cons
     for row in rows:
         t.add_row(*[str(x) for x in row])
     out.print(t)
+
+
+def render_plan(p: Any, out: Console) -> None:
+    """The planner's options table, the recommendation and its launch hints."""
+    from rich.table import Table
+
+    t = Table(title=f"{p.model}: {p.total_bytes / GB:,.1f} GB needed in one place  [dim]({_plan_line(p)})[/dim]",
+              title_justify="left")
+    for col in ("strategy", "gpu", "GPUs", "per GPU GB", "budget GB", "fits", "tokens/s", "why"):
+        t.add_column(col, overflow="fold", justify="right" if col in ("GPUs", "per GPU GB", "budget GB", "tokens/s")
+                     else "left")
+    for o in p.options:
+        tps = "" if o.tokens_per_s is None else (f"{o.tokens_per_s:,.1f}" if o.tokens_per_s >= 1
+                                                  else f"{1 / o.tokens_per_s:,.1f} s/token")
+        gpus = f"{o.gpus}" + (f" ({o.nodes} nodes)" if o.nodes > 1 else "")
+        t.add_row(o.strategy, o.gpu, gpus, _gb(o.per_gpu_bytes), _gb(o.budget_bytes),
+                  "[green]yes[/green]" if o.fits else "[red]no[/red]", tps, o.reason)
+    out.print(t)
+    r = p.recommended
+    if r is None:
+        out.print("[red]nothing fits[/red]: see the reasons above")
+    else:
+        out.print(f"[bold]recommended:[/bold] {r.strategy} on {r.gpus} x {r.gpu}: {r.reason}")
+        for hint in r.launch:
+            out.print(f"  [dim]$[/dim] {hint}")
+        for a in r.assumptions:
+            out.print(f"  [dim]assumes[/dim] {a}")
+    for n in p.notes:
+        out.print(f"[dim]note:[/dim] {n}")
+
+
+def _plan_line(p: Any) -> str:
+    w = p.workload
+    return (f"{w.precision or w.quant or 'checkpoint dtype'}, context {w.context:,}, batch {w.batch}"
+            + (f", train {w.train}" if w.train else f", {w.runtime}"))
+
+
+def render_fit_table(table: Any, out: Console) -> None:
+    """`plan --gpu X` without a model: what fits, at which precision and context."""
+    rows = [[r.model, r.precision, r.strategy, f"{r.max_context:,}" if r.max_context else "-",
+             _gb(r.bytes_at_4k) if r.bytes_at_4k else "-", r.reason] for r in table.rows]
+    render_rows(f"What fits on {table.gpu} ({_gb(table.budget_bytes)} GB usable, {table.runtime})",
+                ["model", "precision", "how", "largest context", "GB at 4k", "notes"], rows, out)

@@ -74,6 +74,7 @@ class WeightsSummary(_Frozen):
     embedding_bytes: int
     lm_head_bytes: int
     largest_layer_bytes: int  # the largest decoder layer
+    experts_bytes: int = 0  # all routed experts (a decode step reads top-k of them)
     largest_unit_bytes: int  # the largest of: a layer, the embedding, the lm_head (streaming peak)
     per_layer_bytes: list[int]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llm_mem.estimators.gguf import tensor_type
 from llm_mem.formats import (
@@ -121,6 +122,7 @@ def is_quantized(t: Tensor, plan: WeightPlan) -> bool:
     return t.role in LINEAR_ROLES
 
 
+@lru_cache(maxsize=256)
 def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     """Weight bytes of every tensor under `plan`, summed by place in the model."""
     n = spec.num_layers
