@@ -292,6 +292,17 @@ class Gpu(_Frozen):
         return self
 
     @property
+    def device_total_bytes(self) -> int:
+        """The device total a framework sees (what vLLM multiplies by gpu_memory_utilization):
+        ``framework_total_bytes`` when a source gives it, else the usable rule run backwards
+        (``usable_bytes + CONTEXT_RESERVE_BYTES``); for unified memory, ``usable_bytes``."""
+        if self.framework_total_bytes is not None:
+            return self.framework_total_bytes
+        if self.unified_memory:
+            return self.usable_bytes
+        return min(self.usable_bytes + CONTEXT_RESERVE_BYTES, self.memory_bytes)
+
+    @property
     def keys(self) -> tuple[str, ...]:
         """Lookup keys of the id and the aliases."""
         return (lookup_key(self.id), *(lookup_key(a) for a in self.aliases))

@@ -41,13 +41,14 @@ def _translate(exc: Exception, repo_id: str, what: str) -> Exception:
             f"no model named {repo_id!r} on the Hub, bundled, or as a local path",
             "check the spelling; `llm-mem models` lists bundled models; private repos need `hf auth login`",
         )
-    if isinstance(exc, e.EntryNotFoundError):
-        return ConfigError(f"{repo_id} has no {what}", "is it a transformers model repo?")
+    # LocalEntryNotFoundError subclasses EntryNotFoundError: test the offline cases first
     if isinstance(exc, (e.OfflineModeIsEnabled, e.LocalEntryNotFoundError)):
         return HubUnavailableError(
             f"cannot fetch {what} of {repo_id}: the Hub is unreachable or HF_HUB_OFFLINE is set and it is not cached",
             "connect, or pass --config PATH, or use a bundled model (`llm-mem models`)",
         )
+    if isinstance(exc, e.EntryNotFoundError):
+        return ConfigError(f"{repo_id} has no {what}", "is it a transformers model repo?")
     return HubUnavailableError(
         f"cannot reach the Hub for {repo_id} ({type(exc).__name__})",
         "check the network or HF_ENDPOINT; or pass --config PATH, or use a bundled model (`llm-mem models`)",
