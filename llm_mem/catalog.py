@@ -346,7 +346,8 @@ class Catalog(_Frozen):
         found: list[str] = []
         if len(key) >= 2:
             found += sorted({i for k, i in self._index.items() if key in k or k in key})
-        found += [self._index[k] for k in difflib.get_close_matches(key, list(self._index), n=10, cutoff=0.6)]
+        for variant in dict.fromkeys([key, key.replace("o", "0")]):  # "H1OO": letter O typed for zero
+            found += [self._index[k] for k in difflib.get_close_matches(variant, list(self._index), n=10, cutoff=0.6)]
         return list(dict.fromkeys(found))[:n]
 
 
@@ -435,11 +436,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Gpu:
     try:
         return Gpu.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # a bad memory field also leaves usable_bytes underivable; report the cause, not that
+        errors = [e for e in exc.errors() if e["loc"][:1] not in (("usable_bytes",), ("usable_source",))]
+        errors = errors or exc.errors()
+        err = errors[0]
         loc = ".".join(str(part) for part in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         where = f"field '{loc}': " if loc else ""
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise CatalogError(f"{path}: device {raw.get('id')!r}: {where}{msg}{more}") from None
 
 
@@ -606,7 +610,8 @@ def request_from_detected(gpus: list[Gpu], text: str = "local") -> GpuRequest:
     if not gpus:
         raise CatalogError(
             "no local GPU found",
-            "nvidia-smi, rocm-smi and Apple detection found none; name a GPU (e.g. 4090) or give a memory budget (e.g. 16GB)",
+            "nvidia-smi, rocm-smi and Apple detection found none; "
+            "name a GPU (e.g. 4090) or give a memory budget (e.g. 16GB)",
         )
     groups: dict[tuple[str, int], list[Gpu]] = {}
     for gpu in gpus:

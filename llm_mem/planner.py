@@ -76,7 +76,7 @@ def budget(gpu: Gpu, runtime: str) -> int:
     """Bytes one device gives the model under a runtime's margin rules."""
     if runtime == "vllm":
         # vLLM budgets gpu_memory_utilization of the device total, not of what is free
-        return int((gpu.framework_total_bytes or gpu.usable_bytes) * VLLM_GPU_UTIL)
+        return int(gpu.device_total_bytes * VLLM_GPU_UTIL)
     if runtime == "llamacpp":
         return gpu.usable_bytes - LLAMACPP_MARGIN
     return gpu.usable_bytes

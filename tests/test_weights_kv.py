@@ -1,0 +1,126 @@
+"""Weights and KV cache against independent numbers: published file sizes, hand-derived layouts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from llm_mem.estimate import estimate
+from llm_mem.estimators.kv_cache import kv_cache
+from llm_mem.estimators.weights import WeightPlan, weight_bytes
+from llm_mem.formats import BNB4_DQ_BPW, GGUF_BPW, get_format
+from llm_mem.report import Workload
+from llm_mem.sources import resolve_model
+
+GIB = 2**30
+
+
+def wb(model: str, fmt: str, keep: int = 2):
+    return weight_bytes(resolve_model(model).spec, WeightPlan(get_format(fmt), keep))
+
+
+def test_llama31_8b_bf16_is_16_06_gb():
+    # 8,030,261,248 params x 2 bytes = 16,060,522,496 (the checkpoint index's total_size)
+    assert wb("meta-llama/Llama-3.1-8B", "bf16").total == 16_060_522_496
+
+
+def test_llama31_8b_q4_k_m_matches_the_real_gguf_within_metadata():
+    # bartowski Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf is 4,920,739,232 bytes (truth/checkpoint_sizes.yaml);
+    # the file also holds ~7.8 MB of tokenizer/metadata that is not tensor data
+    ours = wb("meta-llama/Llama-3.1-8B", "Q4_K_M").total
+    assert 0 < 4_920_739_232 - ours < 10_000_000
+
+
+def test_gguf_block_layouts():
+    # ggml-common.h: block_q4_K = 144 bytes / 256 weights, block_q8_0 = 34 bytes / 32, block_q6_K = 210 / 256
+    assert GGUF_BPW["Q4_K"] == 4.5 and GGUF_BPW["Q8_0"] == 8.5 and GGUF_BPW["Q6_K"] == 6.5625
+    assert GGUF_BPW["Q2_K"] == 2.625 and GGUF_BPW["IQ2_XXS"] == 2.0625
+
+
+def test_bnb_nf4_double_quant_bits():
+    # QLoRA paper: 4 bits + 8/64 (quantized absmax) + 32/(64*256) (second-level constants) = 4.127
+    assert BNB4_DQ_BPW == pytest.approx(4.127, abs=1e-3)
+
+
+def test_405b_nf4_keeps_embedding_and_head_in_bf16():
+    w = wb("meta-llama/Llama-3.1-405B", "nf4")
+    assert w.embedding == 128256 * 16384 * 2 and w.lm_head == 128256 * 16384 * 2
+    # the bf16 embedding (4.2 GB) is the largest single piece: it sets the layer-streaming peak
+    assert w.largest_unit == w.embedding > max(w.per_layer)
+
+
+def test_int8_bnb_adds_an_fp32_scale_per_row():
+    s = resolve_model("meta-llama/Llama-3.1-8B").spec
+    w8 = weight_bytes(s, WeightPlan(get_format("int8"), 2))
+    linear = 8_030_261_248 - 2 * 525_336_576 - 65 * 4096  # minus embed, head and norms
+    rows = 32 * (4096 + 1024 + 1024 + 4096 + 14336 * 2 + 4096)
+    assert w8.total == linear + 4 * rows + 2 * 525_336_576 * 2 + 65 * 4096 * 2
+
+
+def test_gpt_oss_mxfp4_checkpoint_size():
+    # openai/gpt-oss-20b: experts MXFP4 (4.25 bits), everything else bf16; the published checkpoint is 13.8 GB
+    r = estimate(resolve_model("openai/gpt-oss-20b"), Workload())
+    assert r.weights.format == "mxfp4"
+    assert r.weights.bytes == pytest.approx(13.76e9, rel=0.005)
+
+
+def test_deepseek_v3_fp8_block_scales():
+    # 671B params: fp8 linear weights + fp32 scale per 128x128 block; bf16 embeddings, norms, routers
+    r = estimate(resolve_model("deepseek-v3"), Workload())
+    assert r.weights.format == "fp8"
+    assert 670e9 < r.weights.bytes < 690e9  # the official checkpoint (without the MTP layer) is ~680 GB
+
+
+@pytest.mark.parametrize("model,tokens,gib", [
+    # seed 003's FP16 KV table: GiB, 1k/16k/128k = 1,024 / 16,000 / 128,000 tokens
+    ("meta-llama/Llama-3.1-8B", 1024, 0.125), ("meta-llama/Llama-3.1-8B", 16000, 1.95),
+    ("meta-llama/Llama-3.1-8B", 128000, 15.62), ("meta-llama/Llama-3.1-70B", 1024, 0.313),
+    ("meta-llama/Llama-3.1-70B", 16000, 4.88), ("meta-llama/Llama-3.1-70B", 128000, 39.06),
+    # 405B: 126 layers x 2 x 8 KV heads x 128 x 2 bytes = 516,096 B/token -> 0.492 GiB at 1,024 tokens,
+    # half the seed's 0.984
+    ("meta-llama/Llama-3.1-405B", 1024, 0.492),
+])
+def test_seed_kv_table(model, tokens, gib):
+    kv = kv_cache(resolve_model(model).spec, tokens, 1, "fp16", "transformers")
+    # to the seed's 3 significant digits, rounding half up (0.3125 prints as 0.313 in the seed)
+    half_unit = 0.5 * 10 ** (math.floor(math.log10(gib)) - 2)
+    assert abs(kv.total / GIB - gib) <= half_unit + 1e-12
+
+
+def test_mla_latent_vs_decompressed():
+    s = resolve_model("deepseek-v3").spec
+    latent = kv_cache(s, 1, 1, "bf16", "vllm")
+    naive = kv_cache(s, 1, 1, "bf16", "transformers")
+    assert latent.per_token_full == 61 * (512 + 64) * 2  # kv_lora_rank + rope dims, once per layer
+    assert naive.per_token_full == 61 * 128 * (128 + 64 + 128) * 2
+    assert naive.total / latent.total == pytest.approx(71.1, abs=0.1)
+
+
+def test_sliding_window_rules_per_engine():
+    s = resolve_model("google/gemma-2-9b").spec  # 21 sliding (4096) + 21 full layers
+    per_tok_layer = 2 * 8 * 256 * 2
+    capped = kv_cache(s, 32768, 1, "bf16", "llamacpp").total
+    full = kv_cache(s, 32768, 1, "bf16", "vllm").total
+    assert capped == 21 * per_tok_layer * (32768 + 4096)
+    assert full == 42 * per_tok_layer * 32768  # vLLM sizes sliding layers at full length in hybrid models
+
+
+def test_mistral_v01_all_layers_sliding_even_on_vllm():
+    s = resolve_model("mistralai/Mistral-7B-v0.1").spec
+    assert kv_cache(s, 32768, 1, "bf16", "vllm").total == 32 * 2 * 8 * 128 * 2 * 4096
+
+
+def test_kv_dtypes():
+    s = resolve_model("meta-llama/Llama-3.1-8B").spec
+    b16 = kv_cache(s, 4096, 1, "bf16", "llamacpp").total
+    assert kv_cache(s, 4096, 1, "fp8", "vllm").total == b16 // 2
+    assert kv_cache(s, 4096, 1, "q8_0", "llamacpp").total == b16 * 34 // 64
+    assert kv_cache(s, 4096, 1, "q4_0", "llamacpp").total == b16 * 18 // 64
+
+
+def test_quantized_checkpoint_reported_in_its_own_format():
+    r = estimate(resolve_model("unsloth/Meta-Llama-3.1-405B-Instruct-bnb-4bit"), Workload())
+    assert r.weights.format == "nf4" and r.weights.source == "checkpoint"
+    r = estimate(resolve_model("TheBloke/Llama-2-7B-AWQ"), Workload())
+    assert r.weights.format == "awq"
