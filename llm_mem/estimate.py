@@ -229,6 +229,17 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
     return comps + acts + [overhead], host, notes
 
 
+def largest_module_params(spec: ModelSpec) -> int:
+    """Parameters of the largest single module, counted as DeepSpeed's ZeRO-3 estimator does
+    (`max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())`):
+    a Linear with its bias, an embedding, or a fused experts block."""
+    modules: dict[str, int] = {}
+    for t in inventory(spec):
+        key = t.name.rsplit(".", 1)[0]
+        modules[key] = modules.get(key, 0) + t.numel
+    return max(modules.values())
+
+
 def _zero(spec: ModelSpec, w: Workload, P: int, opt_per_param: float) -> tuple[list[Component], int]:
     """Per-GPU model states under ZeRO, equal to DeepSpeed's estimators for Adam:
     stage 1/2: deepspeed/runtime/zero/stage_1_and_2.py estimate_zero2_model_states_mem_needs
@@ -238,8 +249,7 @@ def _zero(spec: ModelSpec, w: Workload, P: int, opt_per_param: float) -> tuple[l
     18 = 2 (bf16 gradient partition) + 4 (fp32 gradients) + 4 (fp32 master) + 8 (Adam); the optimizer
     term follows --optimizer. Host RAM: P x max(4 x gpus per node, 16 or 18) x 1.5 (additional_buffer_factor)."""
     N = w.gpus
-    largest = max(sum(t.numel for t in inventory(spec) if t.layer == i) for i in range(spec.num_layers))
-    largest = max(largest, *(t.numel for t in inventory(spec) if t.layer is None))
+    largest = largest_module_params(spec)
     opt = int(opt_per_param * P / N)
     per_node = min(N, 8)
     if w.zero in (1, 2):
