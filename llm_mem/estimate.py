@@ -152,6 +152,10 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
             comps.append(_component("logits", tr.logits,
                                     "last position only (generate)" if w.logits == "last"
                                     else "every position, fp32 upcast"))
+        if w.runtime == "vllm":
+            notes.append("vLLM pre-allocates --gpu-memory-utilization (0.9) of the GPU and fills what weights and "
+                         "activations leave with KV blocks; the total here is what this workload needs "
+                         "(`llm-mem plan --runtime vllm` checks it against the 0.9 budget)")
         oh, why = runtime_overhead(w.runtime, kv.total + tr.activations + tr.logits)
         comps.append(_component("runtime_overhead", oh, why))
     else:
