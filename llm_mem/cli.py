@@ -336,6 +336,11 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """llm-mem: will this model fit, and on what?"""
 
 
+from llm_mem.cli_check import check as _check  # noqa: E402
+
+app.command("check")(handles_errors(_check))
+
+
 def main() -> None:
     """Console-script entry."""
     app()

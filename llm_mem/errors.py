@@ -45,3 +45,7 @@ class CatalogError(LlmMemError):
 
 class VerifyError(LlmMemError):
     """--verify cannot run (no torch, layer does not fit the device)."""
+
+
+class CheckFileError(UsageError):
+    """A sizing check file (`llm-mem check FILE`) is malformed; the message reads FILE:LINE: field X: problem."""

@@ -73,7 +73,10 @@ class Plan(BaseModel):
 
 
 def budget(gpu: Gpu, runtime: str) -> int:
-    """Bytes one device gives the model under a runtime's margin rules."""
+    """Bytes one device gives the model under a runtime's margin rules. A bare budget
+    (`--gpu 24GB`) is what the user says the model may use: taken exactly, for every runtime."""
+    if gpu.id.startswith("BUDGET-"):
+        return gpu.usable_bytes
     if runtime == "vllm":
         # vLLM budgets gpu_memory_utilization of the device total, not of what is free
         return int(gpu.device_total_bytes * VLLM_GPU_UTIL)
@@ -242,6 +245,16 @@ def plan_for_gpu(model: ResolvedModel, report: Report, gpu: Gpu, count: int | No
     total = report.total_bytes
     opts: list[PlanOption] = []
     name = model.name
+    if report.workload.train is not None and count not in (None, 1):
+        # training on N GPUs is data parallel: the per-GPU figures are the estimate with --gpus N
+        if report.workload.gpus != count:
+            report = estimate(model, report.workload.model_copy(update={"gpus": count}))
+        per = report.total_bytes
+        fits = per <= b
+        zero = f", ZeRO-{report.workload.zero}" if report.workload.zero else ""
+        return [PlanOption(strategy="single", fits=fits, gpus=count, gpu=gpu.id, per_gpu_bytes=per, budget_bytes=b,
+                           reason=f"data parallel over {count} GPUs{zero}: {per / GB:.1f} GB per GPU of "
+                                  f"{b / GB:.1f} GB usable" + ("" if fits else f": {(per - b) / GB:.1f} GB short"))]
     if count in (None, 1):
         tps, pre = _speed(report, gpu, 1)
         fits = total <= b
