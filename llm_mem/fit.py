@@ -3,6 +3,8 @@ precision, with what largest context, and how (resident, offload or streaming)."
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pydantic import BaseModel, ConfigDict
 
 from llm_mem.catalog import Gpu
@@ -43,6 +45,31 @@ class FitTable(BaseModel):
     rows: list[FitRow]
 
 
+def _largest_steps(total: Callable[[int], int], t1: int, cap: int, max_steps: int) -> int:
+    """Largest k in [1, max_steps] with total(k * 256) <= cap, given total(256) = t1 <= cap.
+    Totals are linear in context except where sliding windows cap the KV cache, so a linear
+    guess from two points lands on the answer; a bracketed binary search makes it exact."""
+    step = _CONTEXT_STEP
+    if total(max_steps * step) <= cap:
+        return max_steps
+    lo, hi = 1, max_steps  # total(lo) fits, total(hi) does not
+    slope = (total(2 * step) - t1) / step
+    if slope > 0:
+        guess = min(max(int(1 + (cap - t1) / slope / step), 1), max_steps - 1)
+        if total(guess * step) <= cap:
+            lo = guess
+            hi = guess + 1 if total((guess + 1) * step) > cap else hi
+        else:
+            hi = guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if total(mid * step) <= cap:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def fit_table(gpu: Gpu, count: int | None, workload: Workload) -> FitTable:
     """Every bundled model x precision: the largest resident context, else whether streaming works."""
     n = count or 1
@@ -69,14 +96,9 @@ def fit_table(gpu: Gpu, count: int | None, workload: Workload) -> FitTable:
                                    reason=(f"only by layer streaming (largest piece {stream / 1e9:.1f} GB)" if ok
                                            else "too large even for layer streaming")))
                 continue
-            lo, hi = 1, max_pos // _CONTEXT_STEP
-            while lo < hi:  # largest multiple of 256 tokens that fits
-                mid = (lo + hi + 1) // 2
-                if estimate(m, w.model_copy(update={"context": mid * _CONTEXT_STEP})).total_bytes <= b * n:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            ctx = lo * _CONTEXT_STEP
+            ctx_steps = _largest_steps(lambda c: estimate(m, w.model_copy(update={"context": c})).total_bytes,
+                                       small.total_bytes, b * n, max_pos // _CONTEXT_STEP)
+            ctx = ctx_steps * _CONTEXT_STEP
             rows.append(FitRow(model=entry.id, precision=prec, strategy="single" if n == 1 else "tensor_parallel",
                                max_context=ctx, bytes_at_4k=at4k,
                                reason="full context" if ctx >= max_pos else f"KV cache limits context to {ctx:,}"))
