@@ -147,7 +147,7 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
             notes.append(tr.note)
         comps.append(_component("weights", weights_total, plan.fmt.key))
         comps.append(_component("kv_cache", kv.total, f"{w.batch} x {w.context:,} tokens, {w.kv_dtype}"))
-        comps.append(_component("activations", tr.activations, f"peak of one layer in {tr.phase}, {w.attention}"))
+        comps.append(_component("activations", tr.activations, f"peak of one layer in {tr.phase}, {w.attention}" if tr.phase != "sampler" else "vLLM sampler profile"))
         if tr.logits:
             comps.append(_component("logits", tr.logits,
                                     "last position only (generate)" if w.logits == "last"
@@ -192,7 +192,7 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
     acts = [_component("activations", act.layers_total + act.outside,
                        "layer inputs only (gradient checkpointing)" if w.grad_checkpointing
                        else f"saved for backward, {w.attention} attention"),
-            _component("logits", act.logits, "logits + fp32 log-softmax for the loss")]
+            _component("logits", act.logits, "logits, fp32 log-softmax and its backward (cross-entropy)")]
     if w.grad_checkpointing:
         acts.append(_component("activation_recompute", act.recompute, "one layer recomputed during backward"))
     transient = sum(c.bytes for c in acts)

@@ -19,6 +19,13 @@ LogitsMode = Literal["last", "full"]
 # vLLM V1 profiles one forward of max_num_batched_tokens tokens; default 8192 for the OpenAI
 # server on data-center GPUs (vllm/engine/arg_utils.py, _set_default_args_v1).
 VLLM_MAX_BATCHED_TOKENS = 8192
+# vLLM V1 profiles a dummy sampler run over max_num_seqs rows: 1024 on GPUs with >= 70 GiB
+# (vllm/engine/arg_utils.py, default_max_num_seqs; 256 on smaller ones). Its top-k/top-p path
+# (vllm/v1/sample/ops/topk_topp_sampler.py) holds per logit: fp32 logits 4 + sorted values 4 +
+# int64 sort indices 8 + softmax probs 4 + cumsum 4 + scattered-back logits 4 + int64 scatter
+# indices 8 = 36 bytes. llm-d's V1 profiles (benchmarks/accuracy) land 6-9% above this.
+VLLM_MAX_NUM_SEQS = 1024
+VLLM_SAMPLER_BYTES_PER_LOGIT = 36
 # llama.cpp processes prompts in micro-batches of n_ubatch tokens (common/common.h: n_ubatch = 512).
 LLAMACPP_UBATCH = 512
 
@@ -80,8 +87,12 @@ def inference_transient(spec: ModelSpec, context: int, batch: int, attention: At
         tokens = min(context * batch, VLLM_MAX_BATCHED_TOKENS)
         # flash-attention kernels, chunked prefill: no s^2 term; sampler logits for max_num_seqs rows
         act = layer_peak(spec, tokens, max(1, tokens // context), min(context, tokens), "flash", elem)
-        return Transient(act, logits_bytes(spec, min(batch, 256), 4), "prefill",
-                         f"vLLM profiles {tokens} batched tokens (max_num_batched_tokens)")
+        sampler = VLLM_MAX_NUM_SEQS * spec.vocab_size * VLLM_SAMPLER_BYTES_PER_LOGIT
+        # the forward's activations are freed before the sampler runs: the profile peak is the larger
+        phase = "prefill" if act >= sampler else "sampler"
+        return Transient(max(act, sampler), 0, phase,
+                         f"vLLM V1 profile: a forward of {tokens} batched tokens, then a sampler run over "
+                         f"{VLLM_MAX_NUM_SEQS} rows x {spec.vocab_size:,} logits (36 bytes each)")
     if runtime == "llamacpp":
         ub = min(LLAMACPP_UBATCH, context * batch)
         kq = ub * context * spec.num_heads * 4 + ub * context * 2 if attention != "flash" else ub * context * 2

@@ -119,7 +119,9 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
             k = v = T * a * d * elem  # repeat_kv materialises K/V per query head
     attn = proj_in + q + k + v + out
     if attention == "eager":
-        attn += b * a * s * s * elem  # softmax output (fp32 softmax cast back)
+        # fp32 softmax output (saved by softmax) + its compute-dtype copy (saved by the matmul with V):
+        # 6 bytes per score in bf16, measured with saved_tensors_hooks (benchmarks/activations)
+        attn += b * a * s * s * (4 + elem)
         if spec.attention_dropout > 0:
             attn += b * a * s * s * 1 + b * a * s * s * elem  # bool mask + dropped probs
     else:
@@ -149,8 +151,11 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     T = b * s
     per = saved_per_layer(spec, b, s, attention, elem)
     n = spec.num_layers
-    # logits in compute dtype saved by lm_head, the fp32 upcast saved by cross-entropy's log_softmax
-    logits = T * spec.vocab_size * (elem + 4)
+    # Forward: bf16 logits (kept by the model output) + fp32 upcast + fp32 log-softmax saved for the
+    # loss = 10 bytes per logit; backward of cross-entropy adds fp32 grad of log-softmax and of the
+    # upcast (8 more) before the bf16 grad reaches lm_head. The 8-byte transient matches the gap
+    # measured against PEFT/torchtune peaks (~3 x T x V x 4, benchmarks/accuracy/RESULTS.md).
+    logits = T * spec.vocab_size * (elem + 4 + 4 + 8)
     outside = 2 * T * spec.hidden_size * elem
     if checkpointing:
         return SavedActivations(per, n * T * spec.hidden_size * elem, logits, per, outside)
