@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_mem.catalog import Gpu
 from llm_mem.estimate import estimate
+from llm_mem.estimators.overhead import runtime_overhead
 from llm_mem.report import Report, Workload
 from llm_mem.spec import ResolvedModel
 from llm_mem.units import GB, GIB, MIB
@@ -127,25 +128,43 @@ def _tp_ok(report: Report, n: int) -> str | None:
     return None
 
 
-def _per_gpu_tp(report: Report, n: int) -> int:
-    """Per-GPU bytes under tensor parallelism: linear weights, embedding/lm_head (vocab-parallel) and
-    KV heads are sharded (KV heads replicated when n > kv_heads); norms and the runtime are per GPU."""
+def _per_gpu(report: Report, tp: int, pp: int) -> int:
+    """Per-GPU bytes with `tp`-way tensor and `pp`-way pipeline parallelism. Tensor parallelism
+    splits linear weights, the vocab-parallel embedding/head, KV heads (replicated once tp exceeds
+    the KV heads; the MLA latent is replicated) and one layer's activations; pipeline stages split
+    the layers (weights and KV). Each GPU pays its own runtime overhead."""
     a = report.architecture
     kv = report.component("kv_cache")
-    kv_share = kv // n if a.attention == "mla" or a.kv_heads >= n else kv // a.kv_heads
     if a.attention == "mla":
-        kv_share = kv  # the MLA latent is shared by all heads: every TP rank keeps it whole
-    weights = report.component("weights")
-    acts = report.component("activations") // n + report.component("logits")
-    return weights // n + kv_share + acts + report.component("runtime_overhead")
+        kv_tp = kv
+    else:
+        kv_tp = kv * max(1, tp // a.kv_heads) // tp if tp <= a.kv_heads else kv // a.kv_heads
+    kv_share = kv_tp // pp
+    acts = report.component("activations") // tp + report.component("logits")
+    overhead, _ = runtime_overhead(report.workload.runtime, kv_share + acts)
+    return report.component("weights") // (tp * pp) + kv_share + acts + overhead
 
 
-def _launch(model: str, report: Report, strategy: Strategy, n: int, gpu: Gpu, gpu_layers: int | None = None) -> list[str]:
+def _splits(n: int, node: int, report: Report) -> list[tuple[int, int]]:
+    """(tp, pp) ways to use n GPUs: tensor parallel inside a node (a power of two dividing the
+    heads), pipeline stages for the rest; largest tp first."""
+    out = []
+    tp = 1
+    while tp <= min(n, node):
+        if n % tp == 0 and n // tp <= report.architecture.layers and _tp_ok(report, tp) is None:
+            out.append((tp, n // tp))
+        tp *= 2
+    return sorted(out, reverse=True)
+
+
+def _launch(model: str, report: Report, strategy: Strategy, n: int, gpu: Gpu, gpu_layers: int | None = None,
+            tp: int | None = None) -> list[str]:
     w = report.workload
     b = budget(gpu, "transformers")
     if strategy in ("single", "tensor_parallel", "pipeline"):
-        hints = [f"vllm serve {model} --tensor-parallel-size {min(n, gpu.node_size or n)}"
-                 + (f" --pipeline-parallel-size {math.ceil(n / (gpu.node_size or n))}" if strategy == "pipeline" else "")
+        tp = tp or n
+        hints = [f"vllm serve {model} --tensor-parallel-size {tp}"
+                 + (f" --pipeline-parallel-size {n // tp}" if n > tp else "")
                  + f" --max-model-len {w.context} --gpu-memory-utilization {VLLM_GPU_UTIL}"
                  + (" --kv-cache-dtype fp8" if w.kv_dtype == "fp8" else ""),
                  f"llama-server -m MODEL.gguf -ngl 999 -c {w.context * w.batch}"
@@ -265,27 +284,35 @@ def plan_for_gpu(model: ResolvedModel, report: Report, gpu: Gpu, count: int | No
                                launch=_launch(name, report, "single", 1, gpu)))
     if report.workload.train is None and count != 1:
         node = gpu.node_size or 8
-        candidates = [count] if count and count > 1 else [n for n in (2, 4, 8, 16, 32, 64) if n > 1]
+        step = gpu.devices_per_card  # whole cards: an MI250 is two devices
+        candidates = [count] if count and count > 1 else list(range(max(2, step), 65, step))
         best: PlanOption | None = None
         for n in candidates:
-            bad = _tp_ok(report, min(n, node))
-            per = _per_gpu_tp(report, n)
-            strategy: Strategy = "tensor_parallel" if n <= node else "pipeline"
+            splits = _splits(n, node, report)
+            if not splits:
+                if best is None and count:
+                    best = PlanOption(strategy="tensor_parallel", fits=False, gpus=n, gpu=gpu.id, per_gpu_bytes=0,
+                                      budget_bytes=b, reason=_tp_ok(report, min(n, node)) or f"no way to split {n}")
+                continue
+            tp, pp = min(splits, key=lambda t: _per_gpu(report, *t))
+            per = _per_gpu(report, tp, pp)
             nodes = math.ceil(n / node)
-            fits = bad is None and per <= b
-            tps, pre = _speed(report, gpu, n)
-            if strategy == "pipeline" and tps:
-                tps = tps / nodes  # pipeline stages run one after another for a single sequence
-            why = bad or (f"{per / GB:.1f} GB per GPU of {b / GB:.1f} GB usable over {n} GPUs"
-                          + (f" on {nodes} nodes of {node}" if nodes > 1 else ""))
+            strategy: Strategy = "tensor_parallel" if pp == 1 else "pipeline"
+            fits = per <= b
+            tps, _ = _speed(report, gpu, tp)  # stages run one after another: decode sees tp GPUs' bandwidth
+            _, pre = _speed(report, gpu, n)
+            why = (f"{per / GB:.1f} GB per GPU of {b / GB:.1f} GB usable: TP {tp}" + (f" x PP {pp}" if pp > 1 else "")
+                   + (f" on {nodes} nodes of {node}" if nodes > 1 else ""))
             opt = PlanOption(strategy=strategy, fits=fits, gpus=n, nodes=nodes, gpu=gpu.id, per_gpu_bytes=per,
                              budget_bytes=b, tokens_per_s=tps, prefill_s=pre, reason=why,
-                             launch=_launch(name, report, strategy, n, gpu) if fits else [])
+                             launch=_launch(name, report, strategy, n, gpu, tp=tp) if fits else [])
             if fits:
                 best = opt
                 break
-            best = best or opt
+            best = best if best is not None and count is None else opt
         if best is not None and not (opts and opts[0].fits):
+            if not best.fits and count is None:
+                best = best.model_copy(update={"reason": f"does not fit on up to 64 GPUs: {best.reason}"})
             opts.append(best)
     if report.workload.train is None and count in (None, 1):
         opts.append(_offload(name, report, gpu, rt, cpu_gbps, host_ram))

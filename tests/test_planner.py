@@ -52,8 +52,11 @@ def test_budget_is_one_device_never_multiplied():
 def test_405b_bf16_on_h100_needs_two_nodes():
     p = _plan("meta-llama/Llama-3.1-405B", "H100", precision="bf16")
     r = p.recommended
-    # 811.7 GB of bf16 weights: over one 8-GPU node (8 x 84.5 GB); TP must divide 128 heads -> 16 GPUs
-    assert r.strategy == "pipeline" and r.gpus == 16 and r.nodes == 2
+    # 811.7 GB of bf16 weights: more than one 8-GPU node; the fewest GPUs is 10 (TP 2 x PP 5: TP must
+    # divide the 128 heads, pipeline stages split the 126 layers)
+    assert r.strategy == "pipeline" and r.gpus == 10 and r.nodes == 2 and "TP 2 x PP 5" in r.reason
+    nine = _plan("meta-llama/Llama-3.1-405B", "9xH100", precision="bf16")
+    assert not any(o.fits for o in nine.options if o.strategy in ("tensor_parallel", "pipeline"))
 
 
 def test_llama7b_t4_fp32_no_fp16_yes_with_the_context_it_leaves():
@@ -73,12 +76,17 @@ def test_70b_bf16_does_not_fit_one_mi250_card():
 
 
 def test_tp_must_divide_heads():
-    # Falcon-7B has 71 heads: no tensor-parallel size but 1 divides them; pipeline (layers) still works
+    # Falcon-7B has 71 heads: no tensor-parallel size but 1 divides them; pipeline stages still work
     r = estimate(resolve_model("tiiuae/falcon-7b"), Workload(precision="bf16"))
     assert "does not divide 71" in _tp_ok(r, 2) and _tp_ok(r, 1) is None
     p = _plan("tiiuae/falcon-7b", "T4", precision="fp32")
-    tp = [o for o in p.options if o.strategy == "tensor_parallel"]
-    assert tp and not tp[0].fits and "does not divide" in tp[0].reason
+    multi = [o for o in p.options if o.strategy in ("tensor_parallel", "pipeline")]
+    assert multi and multi[0].strategy == "pipeline" and "TP 1 x PP" in multi[0].reason
+
+
+def test_mi250_counts_whole_cards():
+    p = _plan("meta-llama/Llama-3.1-70B", "MI250", precision="bf16")
+    assert p.recommended.gpus % 2 == 0  # devices come in pairs on an MI250 card
 
 
 def test_runtime_margins():
