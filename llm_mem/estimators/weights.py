@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from llm_mem.estimators.gguf import tensor_type
+from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
 from llm_mem.formats import (
-    BNB4_BPW, BNB4_DQ_BPW, GGUF_BPW, MXFP4_BPW, Format, _gptq_bpw, get_format,
+    BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, Format, _gptq_bpw, get_format,
 )
 from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec, QuantConfig
@@ -73,10 +73,8 @@ def _linear_bytes(t: Tensor, plan: WeightPlan, spec: ModelSpec) -> int:
     f = plan.fmt
     n = t.numel
     out_f, in_f = (t.shape + (1,))[:2]
-    if f.gguf_recipe:
-        ggml = tensor_type(f.gguf_recipe, t.role, t.layer, spec.num_layers,
-                           spec.num_heads // max(spec.num_kv_heads, 1), in_f, spec.tie_word_embeddings)
-        return math.ceil(n * GGUF_BPW[ggml] / 8)
+    if f.gguf_recipe:  # llama-quantize's per-tensor mix (llm_mem.estimators.gguf)
+        return gguf_tensor_bytes(f.gguf_recipe, spec)[t.name]
     if f.key in ("nf4", "fp4"):
         return math.ceil(n * (BNB4_DQ_BPW if plan.bnb_double_quant else BNB4_BPW) / 8)
     if f.key == "int8":
@@ -139,13 +137,11 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
             b = _linear_bytes(t, plan, spec)
             qparams += t.numel
         else:
-            ggml_f32 = f.gguf_recipe and t.role in ("norm", "bias", "expert_bias")
-            if f.gguf_recipe and t.role in ("embed", "pos_embed", "lm_head"):
-                b = _linear_bytes(t, plan, spec)  # GGUF quantizes token_embd and output too
-                qparams += t.numel
+            if f.gguf_recipe:  # GGUF keeps norms, biases, the MoE router and position embeddings F32
+                b = gguf_tensor_bytes(f.gguf_recipe, spec)[t.name]
             else:
-                b = t.numel * (4 if ggml_f32 else plan.keep_bytes)
-                kparams += t.numel
+                b = t.numel * plan.keep_bytes
+            kparams += t.numel
         if t.layer is not None:
             per_layer[t.layer] += b
             if t.role in EXPERT_ROLES:
