@@ -92,57 +92,77 @@ class SavedActivations:
     outside: int  # embedding output, final norm
 
 
-def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int = 2, lora: bool = False) -> int:
-    """Bytes one decoder layer saves for backward, derived from its ops (Korthikanti et al. 2022,
-    arXiv:2205.05198, sec. 4.1, re-derived for GQA, SwiGLU, MoE and MLA blocks):
-    norms save their input and an fp32 rstd; linears save their input; SDPA/flash save q, k, v,
-    output and an fp32 logsumexp; eager saves the softmax output (and dropout mask); SiLU-gating
-    saves gate, up and their product; MoE saves router logits and per-expert gathered inputs."""
+# Eager softmax runs in fp32 (transformers' eager_attention_forward: `softmax(..., dtype=torch.float32)`,
+# measured for Qwen2.5 and OPT) except in GPT-2, whose attention softmaxes in the compute dtype
+# (measured: 2 bytes per score, benchmarks/activations/).
+_COMPUTE_DTYPE_SOFTMAX = {"gpt2"}
+
+
+def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int = 2) -> int:
+    """Bytes one decoder layer saves for backward, derived op by op from what autograd keeps
+    (Korthikanti et al. 2022, arXiv:2205.05198, sec. 4.1, re-derived for transformers' blocks and
+    checked tensor by tensor with saved_tensors_hooks, benchmarks/activations/):
+    - RMSNorm (transformers): an fp32 copy of its input, the fp32 rstd, and the normed output
+      in the compute dtype; LayerNorm: its input and per-token mean/rstd.
+    - Linears save their input (q/k/v share one, gate/up share one).
+    - SDPA/flash: q, k, v, output and an fp32 logsumexp; no s^2 term. Eager (and SDPA when attention
+      dropout forces the math path): K/V repeated per query head, the softmax output (fp32 where the
+      family upcasts) and the probabilities fed to the V matmul; dropout adds its mask and output.
+    - SwiGLU: gate, up, SiLU(gate) and their product; GPT-2's tanh-GELU (python ops) 5 tensors of
+      width i; ReLU (OPT) its output once; MoE: router logits (fp32) and the routed tokens' inputs,
+      intermediates and outputs.
+    - Dropout masks are kept in the compute dtype (dropout is a multiply by a scaled mask)."""
     h, a, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
     T = b * s
-    norms = 2 * (T * h * elem + T * 4)  # two norms: input + fp32 rstd
-    if spec.norm == "layer":
-        norms = 2 * (T * h * elem + 2 * T * 4)  # LayerNorm keeps mean and rstd
+    per_tok = 0  # bytes per token
+    if spec.norm == "rms":
+        per_tok += spec.norms_per_layer * ((4 + elem) * h + 4)
+    else:
+        per_tok += spec.norms_per_layer * (elem * h + 2 * 4)
+    attn_drop = spec.attention_dropout > 0
+    math_path = attention == "eager" or (attention == "sdpa" and attn_drop)
+    scores = 0  # bytes per (query, key) pair per head
     if spec.mla is not None:
         m = spec.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        proj_in = T * h * elem + T * (m.q_lora_rank or 0) * elem + T * m.kv_lora_rank * elem
-        q = T * a * qk * elem
-        k = T * a * qk * elem
-        v = T * a * m.v_head_dim * elem
-        out = T * a * m.v_head_dim * elem
+        # input of q_a/q_proj and kv_a (shared), q_b input, kv_b input (normed latent) and the rope key
+        per_tok += elem * (h + (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim)
+        per_tok += elem * a * (2 * qk + m.v_head_dim)  # q, k (per head after kv_b), v
+        per_tok += elem * a * m.v_head_dim  # attention output = o_proj input
+        per_tok += 0 if math_path else 4 * a
+        if math_path:
+            scores = elem if spec.family in _COMPUTE_DTYPE_SOFTMAX else 4 + elem
+    elif math_path and attention == "sdpa":
+        # SDPA's math fallback (dropout on CPU) upcasts q, k, v, softmax, mask and probabilities to fp32
+        per_tok += elem * h + 3 * a * d * 4 + elem * a * d
+        scores = 12
+    elif math_path:
+        per_tok += elem * h + 3 * a * d * elem + elem * a * d  # input, q, k/v repeated to a heads, output
+        scores = elem if spec.family in _COMPUTE_DTYPE_SOFTMAX else 4 + elem
+        if attn_drop:
+            scores += 2 * elem  # dropout mask and dropped probabilities
     else:
-        proj_in = T * h * elem  # q, k, v share one saved input
-        q, k, v = T * a * d * elem, T * kv * d * elem, T * kv * d * elem
-        out = T * a * d * elem
-        if attention == "eager" and kv != a:
-            k = v = T * a * d * elem  # repeat_kv materialises K/V per query head
-    attn = proj_in + q + k + v + out
-    if attention == "eager":
-        # fp32 softmax output (saved by softmax) + its compute-dtype copy (saved by the matmul with V):
-        # 6 bytes per score in bf16, measured with saved_tensors_hooks (benchmarks/activations)
-        attn += b * a * s * s * (4 + elem)
-        if spec.attention_dropout > 0:
-            attn += b * a * s * s * 1 + b * a * s * s * elem  # bool mask + dropped probs
-    else:
-        attn += b * a * s * 4  # logsumexp (fp32)
-    mlp_in = T * h * elem
+        per_tok += elem * h + (a + 2 * kv) * d * elem + elem * a * d + 4 * a
+    mlp_in = elem * h
     if spec.moe is not None and any(spec.moe.moe_layers):
         moe = spec.moe
         i = moe.expert_intermediate_size
-        routed = T * moe.top_k
-        mlp = (mlp_in + T * moe.num_experts * 4 + T * moe.top_k * 8  # router logits fp32, weights, indices
-               + routed * h * elem  # gathered expert inputs
-               + routed * i * elem * 3 + routed * h * elem)  # gate/up/act per routed token, expert outputs
+        k = moe.top_k
+        per_tok += mlp_in + moe.num_experts * 4 + k * 16  # router logits fp32, top-k weights and indices
+        per_tok += k * (elem * h + 4 * i * elem + elem * h)  # per routed copy: input, SwiGLU, output
         if moe.shared_intermediate_size:
-            mlp += 3 * T * moe.shared_intermediate_size * elem
+            per_tok += 4 * moe.shared_intermediate_size * elem
     elif spec.mlp_kind == "gated":
-        mlp = mlp_in + 3 * T * spec.intermediate_size * elem
+        per_tok += mlp_in + 4 * spec.intermediate_size * elem
+    elif spec.family == "gpt2":
+        per_tok += mlp_in + 5 * spec.intermediate_size * elem  # gelu_new: pow, tanh, 2 muls + c_proj input
+    elif (spec.hidden_act or "").lower() == "relu":
+        per_tok += mlp_in + spec.intermediate_size * elem  # relu's output is also fc2's input
     else:
-        mlp = mlp_in + 2 * T * spec.intermediate_size * elem  # fc1 output (act input) + act output
+        per_tok += mlp_in + 2 * spec.intermediate_size * elem
     if spec.hidden_dropout > 0:
-        mlp += 2 * T * h * 1  # dropout masks on the two residual branches
-    return norms + attn + mlp
+        per_tok += 2 * h * elem  # masks on the attention and MLP residual branches
+    return T * per_tok + b * a * s * s * scores
 
 
 def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpointing: bool,
@@ -156,7 +176,10 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     # upcast (8 more) before the bf16 grad reaches lm_head. The 8-byte transient matches the gap
     # measured against PEFT/torchtune peaks (~3 x T x V x 4, benchmarks/accuracy/RESULTS.md).
     logits = T * spec.vocab_size * (elem + 4 + 4 + 8)
-    outside = 2 * T * spec.hidden_size * elem
+    h = spec.hidden_size
+    # the final norm (as a layer norm above) and the lm_head's input
+    final_norm = (4 + elem) * h + 4 if spec.norm == "rms" else elem * h + 8
+    outside = T * (final_norm + elem * h)
     if checkpointing:
         return SavedActivations(per, n * T * spec.hidden_size * elem, logits, per, outside)
     return SavedActivations(per, n * per, logits, 0, outside)
