@@ -143,12 +143,16 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
             scores += 2 * elem  # dropout mask and dropped probabilities
     else:
         per_tok += elem * h + (a + 2 * kv) * d * elem + elem * a * d + 4 * a
+    if spec.qk_norm:  # Qwen3/Gemma3 per-head RMSNorm on q and k: fp32 copy, rstd and normed output
+        per_tok += (a + kv) * ((4 + elem) * d + 4)
     mlp_in = elem * h
     if spec.moe is not None and any(spec.moe.moe_layers):
         moe = spec.moe
         i = moe.expert_intermediate_size
         k = moe.top_k
-        per_tok += mlp_in + moe.num_experts * 4 + k * 16  # router logits fp32, top-k weights and indices
+        # router: fp32 softmax over experts; per route: int64 top-k index, fp32 normalised weight,
+        # int64 gather index and the bf16 weight that scales the expert output (22 bytes)
+        per_tok += mlp_in + moe.num_experts * 4 + k * (8 + 4 + 8 + elem)
         per_tok += k * (elem * h + 4 * i * elem + elem * h)  # per routed copy: input, SwiGLU, output
         if moe.shared_intermediate_size:
             per_tok += 4 * moe.shared_intermediate_size * elem
