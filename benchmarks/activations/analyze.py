@@ -121,7 +121,10 @@ def layer_bytes(r, b, s, attn, idx):
         rr, dn, dr, dv = r["kv_lora_rank"], r["qk_nope_head_dim"], r["qk_rope_head_dim"], r["v_head_dim"]
         att = rmsnorm(T, h) + 2 * T * h + rmsnorm(T, rr) + 2 * T * rr + 2 * T * a * dv
         if attn == "eager":
-            att += 2 * T * a * (dn + dr) * 2 + 2 * T * a * (dn + dv) + 6 * b * a * s * s
+            # V is a split view of kv_b_proj's output [b, s, a, dn+dv]; bmm needs it as [b*a, s, dv]: for b>1 that
+            # forces a contiguous copy (2*T*a*dv), for b==1 the view works and the whole kv_b output is kept.
+            v_bytes = 2 * T * a * dv if b > 1 else 2 * T * a * (dn + dv)
+            att += 2 * T * a * (dn + dr) * 2 + v_bytes + 6 * b * a * s * s
         else:  # qk_head_dim != v_head_dim -> CPU math SDPA, fp32 upcast of q, k, v; fp32 softmax
             att += 4 * T * a * (dn + dr) * 2 + 4 * T * a * dv + 4 * b * a * s * s
         if r["first_k_dense_replace"] is not None and idx < r["first_k_dense_replace"]:
@@ -148,9 +151,9 @@ def shared_bytes(r, b, s, attn, ckpt):
             return 2 * b * s * s  # (b,1,s,s) bf16 causal mask, passed positionally to the checkpoint
         return 0
     if fam in ("llama", "qwen3_moe"):
-        return 2 * 2 * T * r["head_dim"]  # RoPE cos and sin, (b,1,s,d) bf16 each
+        return 2 * 2 * s * r["head_dim"]  # RoPE cos and sin, (1,1,s,d) bf16 each (position_ids has batch 1)
     if fam == "deepseek_v2":
-        return 8 * T * r["qk_rope_head_dim"] // 2  # complex64 freqs_cis (b,1,s,dr/2)
+        return 8 * s * r["qk_rope_head_dim"] // 2  # complex64 freqs_cis (1,1,s,dr/2)
     return 0
 
 
@@ -158,12 +161,12 @@ def outside_bytes(r, b, s):
     T = b * s
     h, V = r["hidden"], r["vocab"]
     fam = family(r)
-    loss = 4 * T * V + 8 * b * (s + 1) + 4  # fp32 log_softmax output; int64 shifted labels; total_weight
+    # fp32 log_softmax output; int64 shifted labels (a view of the padded [b, s+1] labels when b == 1, a [b*s]
+    # copy otherwise); total_weight
+    loss = 4 * T * V + (8 * (s + 1) if b == 1 else 8 * T) + 4
     if fam == "gpt2":
-        loss = 4 * T * V + 8 * T + 4
         return 8 * T + 8 * s + 2 * T * h + layernorm(T, h) + 2 * T * h + loss  # ids, pos ids, embd dropout
     if fam == "opt":
-        loss = 4 * T * V + 8 * T + 4
         return 8 * T + 8 * T + layernorm(T, h) + 2 * T * h + loss
     return 8 * T + rmsnorm(T, h) + 2 * T * h + loss  # ids, final norm, lm_head input, loss
 

@@ -98,7 +98,8 @@ class SavedActivations:
 _COMPUTE_DTYPE_SOFTMAX = {"gpt2"}
 
 
-def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int = 2) -> int:
+def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int = 2,
+                    moe_layer: bool | None = None) -> int:
     """Bytes one decoder layer saves for backward, derived op by op from what autograd keeps
     (Korthikanti et al. 2022, arXiv:2205.05198, sec. 4.1, re-derived for transformers' blocks and
     checked tensor by tensor with saved_tensors_hooks, benchmarks/activations/):
@@ -111,7 +112,8 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
     - SwiGLU: gate, up, SiLU(gate) and their product; GPT-2's tanh-GELU (python ops) 5 tensors of
       width i; ReLU (OPT) its output once; MoE: router logits (fp32) and the routed tokens' inputs,
       intermediates and outputs.
-    - Dropout masks are kept in the compute dtype (dropout is a multiply by a scaled mask)."""
+    - Dropout masks are kept in the compute dtype (dropout is a multiply by a scaled mask).
+    `moe_layer` picks the MoE or the dense block (default: MoE when the model has any)."""
     h, a, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
     T = b * s
     per_tok = 0  # bytes per token
@@ -125,13 +127,22 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
     if spec.mla is not None:
         m = spec.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        # input of q_a/q_proj and kv_a (shared), q_b input, kv_b input (normed latent) and the rope key
-        per_tok += elem * (h + (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim)
-        per_tok += elem * a * (2 * qk + m.v_head_dim)  # q, k (per head after kv_b), v
-        per_tok += elem * a * m.v_head_dim  # attention output = o_proj input
-        per_tok += 0 if math_path else 4 * a
-        if math_path:
-            scores = elem if spec.family in _COMPUTE_DTYPE_SOFTMAX else 4 + elem
+        r, ql = m.kv_lora_rank, m.q_lora_rank or 0
+        # projection input, kv_a_layernorm (RMS of the latent) and kv_b's input, the q_a norm and
+        # q_b's input when q is low-rank, and o_proj's input
+        per_tok += elem * h + (4 + elem) * r + 4 + elem * r + elem * a * m.v_head_dim
+        if ql:
+            per_tok += (4 + elem) * ql + 4 + elem * ql
+        if attention == "flash":
+            per_tok += elem * a * (2 * qk + m.v_head_dim) + 4 * a  # per-head q, k, v and logsumexp
+        elif attention == "sdpa":
+            # v's head dim differs from q/k's, so SDPA takes the fp32 math path (measured on CPU; CUDA's
+            # memory-efficient kernel does not: use --attention flash there)
+            per_tok += 4 * a * (2 * qk + m.v_head_dim)
+            scores = 4
+        else:
+            per_tok += elem * a * (2 * qk + m.v_head_dim)
+            scores = 4 + elem
     elif math_path and attention == "sdpa":
         # SDPA's math fallback (dropout on CPU) upcasts q, k, v, softmax, mask and probabilities to fp32
         per_tok += elem * h + 3 * a * d * 4 + elem * a * d
@@ -146,7 +157,9 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
     if spec.qk_norm:  # Qwen3/Gemma3 per-head RMSNorm on q and k: fp32 copy, rstd and normed output
         per_tok += (a + kv) * ((4 + elem) * d + 4)
     mlp_in = elem * h
-    if spec.moe is not None and any(spec.moe.moe_layers):
+    if moe_layer is None:
+        moe_layer = spec.moe is not None and any(spec.moe.moe_layers)
+    if moe_layer and spec.moe is not None:
         moe = spec.moe
         i = moe.expert_intermediate_size
         k = moe.top_k
@@ -173,8 +186,12 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
                       elem: int = 2) -> SavedActivations:
     """Saved-for-backward bytes for a batch of `b` x `s` tokens."""
     T = b * s
-    per = saved_per_layer(spec, b, s, attention, elem)
+    kinds = spec.moe.moe_layers if spec.moe is not None else (False,) * spec.num_layers
+    dense = saved_per_layer(spec, b, s, attention, elem, moe_layer=False)
+    routed = saved_per_layer(spec, b, s, attention, elem, moe_layer=True) if any(kinds) else dense
+    per = max(dense, routed)  # the largest layer: what recomputing one layer costs
     n = spec.num_layers
+    layers = sum(routed if k else dense for k in kinds)
     # Forward: bf16 logits (kept by the model output) + fp32 upcast + fp32 log-softmax saved for the
     # loss = 10 bytes per logit; backward of cross-entropy adds fp32 grad of log-softmax and of the
     # upcast (8 more) before the bf16 grad reaches lm_head. The 8-byte transient matches the gap
@@ -186,4 +203,4 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     outside = T * (final_norm + elem * h)
     if checkpointing:
         return SavedActivations(per, n * T * spec.hidden_size * elem, logits, per, outside)
-    return SavedActivations(per, n * per, logits, 0, outside)
+    return SavedActivations(per, layers, logits, 0, outside)
