@@ -177,6 +177,10 @@ def estimate(
         typer.echo(report.model_dump_json(indent=2))
         return
     render_report(report, console())
+    if verify:
+        from llm_mem.verify import render_verify
+
+        render_verify(report, console())
 
 
 @app.command()

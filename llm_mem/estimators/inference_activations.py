@@ -46,7 +46,9 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
     that attend to `kv_len` keys each."""
     h, a, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
     q_len = tokens // max(batch, 1)
-    residual = 2 * tokens * h * elem  # layer input (residual) + normed copy
+    # the layer's input (still referenced by the decoder loop), the residual sum and the normed copy
+    # (measured with --verify: benchmarks/verify/RESULTS.md)
+    residual = 3 * tokens * h * elem
     qkv = tokens * (a + 2 * kv) * d * elem
     rope = tokens * (a + kv) * d * elem  # rotated q, k are new tensors
     attn_out = tokens * a * d * elem
@@ -64,8 +66,9 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
         # router logits in fp32, top-k routing, per-expert gathered tokens (~tokens*k/E) and the
         # combined output; shared experts run on every token
         routed = tokens * moe.top_k
-        mlp_stage = (tokens * moe.num_experts * 4 + routed * h * elem
-                     + 3 * (routed // moe.num_experts + 1) * inter * elem
+        # transformers' grouped-mm experts (integrations/moe.py) hold four routed x h tensors at the peak:
+        # gathered inputs, down-projection output, the routing-weighted product and its un-permuted copy
+        mlp_stage = (tokens * moe.num_experts * 4 + 4 * routed * h * elem
                      + 3 * tokens * moe.shared_intermediate_size * elem)
         dense_i = spec.intermediate_size if not all(moe.moe_layers) else 0
         mlp_stage = max(mlp_stage, 3 * tokens * dense_i * elem)

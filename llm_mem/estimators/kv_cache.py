@@ -46,26 +46,25 @@ class KvCache:
 def elements_per_token_layer(spec: ModelSpec, runtime: Runtime) -> tuple[int, bool]:
     """Cached elements per token in one attention layer, and whether it is the MLA latent."""
     if spec.mla is not None:
-        if runtime == "transformers":
-            # transformers' DeepseekV3Attention caches K (nope+rope) and V per head after kv_b_proj
-            m = spec.mla
-            return spec.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim), False
+        # vLLM, SGLang, llama.cpp and transformers 5 (modeling_deepseek_v2/v3: cache.update(k_nope, k_pe))
+        # all cache the compressed latent
         return spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, True
     return 2 * spec.num_kv_heads * spec.head_dim, False
 
 
 def cached_tokens_per_layer(spec: ModelSpec, context: int, runtime: Runtime) -> list[int]:
-    """Tokens each layer keeps. Sliding layers keep min(context, window) except where the engine
-    sizes them at full length: vLLM in hybrid (sliding + full) models, as the issue specifies
-    (vLLM's KV manager allocates per full-attention spec); llama.cpp's iSWA and transformers'
-    sliding-window cache layers cap at the window."""
+    """Tokens each layer keeps at the peak. Sliding layers keep min(context, window) in llama.cpp's
+    iSWA cache; vLLM sizes them at full length in hybrid (sliding + full) models, as its KV manager
+    allocates per full-attention spec; transformers' DynamicSlidingWindowLayer keeps a view of the
+    last window-1 tokens whose storage is the whole prefill, so right after prefill a sliding layer
+    still holds the full context (measured with --verify on gpt-oss-20b)."""
     kinds = spec.layer_types
     hybrid = "sliding" in kinds and "full" in kinds
     out = []
     for k in kinds:
         if k == "linear":
             out.append(0)
-        elif k == "sliding" and spec.sliding_window and not (runtime == "vllm" and hybrid):
+        elif k == "sliding" and spec.sliding_window and runtime != "transformers" and not (runtime == "vllm" and hybrid):
             out.append(min(context, spec.sliding_window))
         else:
             out.append(context)
@@ -83,12 +82,11 @@ def kv_cache(spec: ModelSpec, context: int, batch: int, kv_dtype: str, runtime: 
     per_1k = int(sum(min(t, 1024) for t in cached_tokens_per_layer(spec, max(context, 1024), runtime))
                  * elems * bits / 8)
     note = None
-    if spec.mla is not None and runtime == "transformers":
-        lat = spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim
-        note = (f"transformers caches MLA keys/values decompressed ({elems} values/token/layer); vLLM, SGLang "
-                f"and llama.cpp cache the {lat}-value latent ({elems / lat:.0f}x less): try --runtime vllm")
-    elif spec.mla is not None:
+    if spec.mla is not None:
         note = f"MLA latent cache: {elems} values per token per layer (kv_lora_rank + rope dims)"
+    if runtime == "transformers" and "sliding" in spec.layer_types and spec.sliding_window and context > spec.sliding_window:
+        note = (f"transformers keeps the whole prefill in sliding-window layers until the first decode step; "
+                f"llama.cpp caps them at the {spec.sliding_window}-token window (--runtime llamacpp)")
     if "linear" in spec.layer_types:
         note = "linear-attention layers keep a fixed-size state, not counted per token"
     return KvCache(sum(per_layer), per_token_full, per_1k, per_layer, tokens, latent, note)

@@ -192,11 +192,10 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     per = max(dense, routed)  # the largest layer: what recomputing one layer costs
     n = spec.num_layers
     layers = sum(routed if k else dense for k in kinds)
-    # Forward: bf16 logits (kept by the model output) + fp32 upcast + fp32 log-softmax saved for the
-    # loss = 10 bytes per logit; backward of cross-entropy adds fp32 grad of log-softmax and of the
-    # upcast (8 more) before the bf16 grad reaches lm_head. The 8-byte transient matches the gap
-    # measured against PEFT/torchtune peaks (~3 x T x V x 4, benchmarks/accuracy/RESULTS.md).
-    logits = T * spec.vocab_size * (elem + 4 + 4 + 8)
+    # Peak in the cross-entropy backward: bf16 logits (kept by the model output) + the fp32 log-softmax
+    # saved for the loss + two fp32 gradients (of the log-softmax and of the upcast) = 14 bytes per
+    # logit; the forward's fp32 upcast is already freed (measured with --verify, benchmarks/verify/).
+    logits = T * spec.vocab_size * (elem + 4 + 4 + 4)
     h = spec.hidden_size
     # the final norm (as a layer norm above) and the lm_head's input
     final_norm = (4 + elem) * h + 4 if spec.norm == "rms" else elem * h + 8
