@@ -18,7 +18,7 @@ from llm_mem.spec import ModelSpec, ResolvedModel
 # Relative uncertainty per component, from benchmarks/accuracy (RESULTS.md, results.json; 2026-11-24):
 # weights: 75 published sizes, median 0.02%, 90th percentile 0.87% -> 1%; KV cache: max 0.11% -> 1%;
 # activations: vLLM V1 profiles within 6-9%, transformers inference peaks median 2.7% / p80 11% of
-# the total, training peaks median 15% (saved tensors of transformers' blocks within 1%) -> 25%; logits are exact shapes but engine-dependent copies -> 10%;
+# the total, training peaks median 10.5% (saved tensors of transformers' blocks within 5.3%) -> 25%; logits are exact shapes but engine-dependent copies -> 10%;
 # runtime overhead (CUDA context 300-500 MiB, allocator slack 3-15%) -> 50%. Model states of
 # training are exact formulas (DeepSpeed's, PEFT's counts) -> 1-2%.
 BANDS = {
