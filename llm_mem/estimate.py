@@ -54,7 +54,7 @@ def resolve_plan(spec: ModelSpec, w: Workload) -> tuple[WeightPlan, list[str]]:
         plan = WeightPlan(get_format(w.precision), compute, source="requested")
     elif spec.quantization is not None:
         plan = plan_from_quant(spec.quantization, compute)
-        notes.append(f"weights in the checkpoint's own format ({plan.fmt.label}); --precision or --quant overrides")
+        notes.append("weights in the checkpoint's own format; --precision or --quant overrides")
     else:
         dt = (spec.torch_dtype or "").lower()
         key = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dt)
@@ -131,6 +131,9 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
     params = count_parameters(spec)
     plan, notes = resolve_plan(spec, w)
     wb = weight_bytes(spec, plan)
+    label = plan.fmt.label
+    if plan.fp8_block:
+        label = f"fp8 e4m3, {'x'.join(map(str, plan.fp8_block))} block scales (embeddings and lm_head in bf16)"
     elem = 4 if plan.keep_bytes == 4 else 2
     ckpt = checkpoint_bytes(model.checkpoint_dtypes) if model.checkpoint_dtypes else None
     weights_total = wb.total
@@ -175,7 +178,7 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
     return Report(
         model=model.name, source=model.source, architecture=arch, parameters=params, workload=w,
         weights=WeightsSummary(
-            format=plan.fmt.key, label=plan.fmt.label, source=plan.source, bytes=weights_total,
+            format=plan.fmt.key, label=label, source=plan.source, bytes=weights_total,
             checkpoint_bytes=ckpt, embedding_bytes=wb.embedding, lm_head_bytes=wb.lm_head,
             largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit, per_layer_bytes=wb.per_layer,
         ),
