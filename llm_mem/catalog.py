@@ -150,6 +150,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+BUDGET_ID_PREFIX = "BUDGET-"  # ids of synthetic devices made from a size (`--gpu 8GB`)
+
+
 class Interconnect(_Frozen):
     """GPU-to-GPU link. ``per_direction_gbps`` is one direction, ``bidirectional_gbps`` both
     directions summed (NVIDIA's marketing figure); given one, the other is derived."""
@@ -290,6 +293,11 @@ class Gpu(_Frozen):
                 f"usable_bytes ({self.usable_bytes}) exceeds memory_bytes ({self.memory_bytes})"
             )
         return self
+
+    @property
+    def is_budget(self) -> bool:
+        """True for a bare memory budget (`--gpu 8GB`) rather than a catalog device."""
+        return self.id.startswith(BUDGET_ID_PREFIX)
 
     @property
     def device_total_bytes(self) -> int:
@@ -526,7 +534,7 @@ def budget_gpu(text: str) -> Gpu:
     size = parse_size(text)
     label = _size_label(text)
     return Gpu(
-        id="BUDGET-" + re.sub(r"[^A-Z0-9.]", "", label.upper()),
+        id=BUDGET_ID_PREFIX + re.sub(r"[^A-Z0-9.]", "", label.upper()),
         name=f"{label} budget",
         vendor="generic",
         memory_bytes=size,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from llm_mem.errors import UsageError
 from llm_mem.estimators.inference_activations import inference_transient
 from llm_mem.estimators.kv_cache import kv_cache
-from llm_mem.estimators.overhead import ALLOCATOR_SLACK, CUDA_CONTEXT, runtime_overhead
+from llm_mem.estimators.overhead import runtime_overhead
 from llm_mem.estimators.training import (
     lora_params, lora_target_tensors, optimizer_state_bytes, saved_activations,
 )
 from llm_mem.estimators.weights import WeightPlan, checkpoint_bytes, plan_from_quant, weight_bytes
 from llm_mem.formats import get_format
-from llm_mem.params import EXPERT_ROLES, Tensor, count_parameters, inventory
+from llm_mem.params import Tensor, count_parameters, inventory
 from llm_mem.report import Architecture, Component, KvSummary, Report, WeightsSummary, Workload
 from llm_mem.spec import ModelSpec, ResolvedModel
 
@@ -192,7 +192,7 @@ def estimate(model: ResolvedModel, w: Workload) -> Report:
 
 def plan_notes(plan: WeightPlan) -> list[str]:
     """The format's own caveat, when it has one."""
-    return [plan.fmt.note] if plan.fmt.note and plan.fmt.key != "nf4" else []
+    return [plan.fmt.note] if plan.fmt.note else []
 
 
 def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int, elem: int
@@ -208,7 +208,7 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
     if w.grad_checkpointing:
         acts.append(_component("activation_recompute", act.recompute, "one layer recomputed during backward"))
     transient = sum(c.bytes for c in acts)
-    overhead = _component("runtime_overhead", CUDA_CONTEXT + int(transient * ALLOCATOR_SLACK),
+    overhead = _component("runtime_overhead", runtime_overhead("transformers", transient)[0],
                           "CUDA context 500 MiB + caching-allocator slack (10% of activations)")
     if w.train in ("lora", "qlora"):
         tensors = lora_target_tensors(spec, w.lora_targets)

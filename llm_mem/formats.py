@@ -74,12 +74,6 @@ NOT_LINEAR = frozenset({"embed", "pos_embed", "embed_proj", "lm_head", "norm", "
 BNB_KEEP = frozenset({"embed", "pos_embed", "embed_proj", "lm_head", "norm", "bias", "expert_bias"})
 
 
-def _gptq_bpw(bits: float, group: int, out_features: int, g_idx: bool) -> float:
-    """GPTQ (AutoGPTQ/gptqmodel QuantLinear): qweight `bits`, fp16 scales and `bits` zeros per
-    group and output column, plus int32 g_idx per input row (bits 32 / out_features per weight)."""
-    return bits + (16 + bits) / group + (32 / out_features if g_idx else 0.0)
-
-
 FLOAT_FORMATS = {
     "fp32": Format("fp32", "fp32 (32-bit float)", 32, aliases=("float32", "f32", "32")),
     "bf16": Format("bf16", "bf16 (16-bit bfloat)", 16, aliases=("bfloat16",)),
@@ -93,8 +87,7 @@ QUANT_FORMATS = {
                    aliases=("8", "8bit", "llm.int8", "bnb-int8"),
                    note="bitsandbytes Int8Params keep one fp32 scale per output row (SCB)"),
     "nf4": Format("nf4", "nf4 (bitsandbytes 4-bit, double quant, block 64)", BNB4_DQ_BPW, keep_roles=BNB_KEEP,
-                  aliases=("int4", "4", "4bit", "bnb-nf4", "bnb4"),
-                  note="int4 = bitsandbytes nf4, what transformers' load_in_4bit gives"),
+                  aliases=("int4", "4", "4bit", "bnb-nf4", "bnb4")),
     "fp4": Format("fp4", "fp4 (bitsandbytes 4-bit, double quant, block 64)", BNB4_DQ_BPW, keep_roles=BNB_KEEP,
                   aliases=("bnb-fp4",)),
     "gptq": Format("gptq", "GPTQ 4-bit, group 128, act-order g_idx", 4, keep_roles=NOT_LINEAR, group_size=128,

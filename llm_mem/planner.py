@@ -76,7 +76,7 @@ class Plan(BaseModel):
 def budget(gpu: Gpu, runtime: str) -> int:
     """Bytes one device gives the model under a runtime's margin rules. A bare budget
     (`--gpu 24GB`) is what the user says the model may use: taken exactly, for every runtime."""
-    if gpu.id.startswith("BUDGET-"):
+    if gpu.is_budget:
         return gpu.usable_bytes
     if runtime == "vllm":
         # vLLM budgets gpu_memory_utilization of the device total, not of what is free
@@ -87,7 +87,7 @@ def budget(gpu: Gpu, runtime: str) -> int:
 
 
 def _tflops(gpu: Gpu, report: Report) -> float | None:
-    key = {"fp32": "fp32"}.get(report.weights.format, "bf16")
+    key = "fp32" if report.weights.format == "fp32" else "bf16"
     if report.weights.format == "fp8" and gpu.tflops.get("fp8"):
         key = "fp8"
     return gpu.tflops.get(key) or gpu.tflops.get("fp16")
@@ -257,7 +257,7 @@ def plan_for_gpu(model: ResolvedModel, report: Report, gpu: Gpu, count: int | No
                  host_ram: int | None = None) -> list[PlanOption]:
     """Every strategy on one GPU kind; `count` fixes the number of GPUs, None lets us choose.
     A bare memory budget (`--gpu 8GB`) is one device: it is never multiplied."""
-    if gpu.id.startswith("BUDGET-") and count is None:
+    if gpu.is_budget and count is None:
         count = 1
     rt = report.workload.runtime
     b = budget(gpu, rt)
@@ -354,14 +354,15 @@ def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: i
         r = p.recommended
         return p if r is not None and r.strategy in ("single", "tensor_parallel", "pipeline") else None
 
-    lo, hi, best = 1, max(upper, 1), None
-    if ok(1) is None:
+    best = ok(1)
+    if best is None:
         return 0, None
-    while lo < hi:
+    lo, hi = 1, max(upper, 1)
+    while lo < hi:  # invariant: ok(lo) fits, and `best` is its plan
         mid = (lo + hi + 1) // 2
-        if ok(mid) is not None:
-            lo = mid
+        p = ok(mid)
+        if p is not None:
+            lo, best = mid, p
         else:
             hi = mid - 1
-    best = ok(lo)
     return lo, best

@@ -62,7 +62,6 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
     attn_stage = qkv + rope + attn_out + scores
     if spec.moe is not None and any(spec.moe.moe_layers):
         moe = spec.moe
-        inter = moe.expert_intermediate_size
         # router logits in fp32, top-k routing, per-expert gathered tokens (~tokens*k/E) and the
         # combined output; shared experts run on every token
         routed = tokens * moe.top_k

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from llm_mem.errors import UsageError
-from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
+from llm_mem.params import LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec
 
 # ---- optimizers: state bytes per trainable element ---------------------------------------------
@@ -70,8 +70,6 @@ def lora_target_tensors(spec: ModelSpec, targets: tuple[str, ...]) -> list[Tenso
         roles |= _TARGET_ROLES[name]
     if roles & {"attn_q", "attn_k", "attn_v"}:
         roles.add("attn_qkv")
-    if "mlp_up" in roles:
-        roles.add("mlp_up")
     return [t for t in inventory(spec) if t.role in roles and len(t.shape) == 2]
 
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
 from llm_mem.formats import (
-    BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, Format, _gptq_bpw, get_format,
+    BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, Format, get_format,
 )
 from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec, QuantConfig
@@ -116,7 +116,7 @@ def is_quantized(t: Tensor, plan: WeightPlan) -> bool:
     if f.experts_only:
         return t.role in EXPERT_ROLES and t.role != "expert_bias"
     if t.role == "router" and f.key in ("nf4", "fp4", "int8"):
-        return t.shape[0] >= 1 and len(t.shape) == 2  # bnb converts every nn.Linear but the head
+        return len(t.shape) == 2  # bnb converts every nn.Linear's weight but the head's; biases stay
     return t.role in LINEAR_ROLES
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_mem.errors import VerifyError
-from llm_mem.verify.tracker import make_tracker
 
 # transformers' attn_implementation names for --attention (transformers docs, "Attention interface").
 ATTN_IMPL = {"eager": "eager", "sdpa": "sdpa", "flash": "flash_attention_2"}

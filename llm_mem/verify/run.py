@@ -115,6 +115,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
     with measured components in place of the estimate and `report.verify` filled in."""
     torch, transformers = _require_torch()
     from llm_mem.verify import measure as ms
+    from llm_mem.verify.tracker import make_tracker
     from llm_mem.verify.calibrate import calibrate, comparison, extrapolate, measured_components
 
     w = report.workload
@@ -226,7 +227,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
         ms.count_parts(parts, model)
         if parts.buffer_bytes:
             notes.append(f"model buffers (e.g. RoPE inv_freq) hold {parts.buffer_bytes:,} bytes, not counted as weights")
-        tracker = ms.make_tracker(device)
+        tracker = make_tracker(device)
         vocab = int(getattr(model.config, "vocab_size", spec.vocab_size) or spec.vocab_size)
         # a capped context is measured twice (half and full) and every figure extrapolated along the
         # line through both, so parts that do not grow with the context are not scaled
