@@ -144,7 +144,7 @@ def layer_bytes(r, b, s, attn, idx):
 
 def shared_bytes(r, b, s, attn, ckpt):
     """Tensors saved by every layer but stored once (attributed to layer 0 by the meter)."""
-    T = b * s
+    b * s
     fam = family(r)
     if ckpt:
         if fam == "gpt2" and attn == "eager":
