@@ -4,6 +4,16 @@ and an optional hint; the CLI turns it into one line on stderr and an exit code.
 from __future__ import annotations
 
 
+#: The most characters of a user's value an error message repeats (an attacker's 100 MB string stays out).
+QUOTE_LIMIT = 60
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis: for quoting input in messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class LlmMemError(Exception):
     """Base of all expected errors. ``exit_code`` is what the CLI exits with."""
 
@@ -49,3 +59,33 @@ class VerifyError(LlmMemError):
 
 class CheckFileError(UsageError):
     """A sizing check file (`llm-mem check FILE`) is malformed; the message reads FILE:LINE: field X: problem."""
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of a setting: ``kv_dtype`` -> ``--kv-dtype``."""
+    return "--" + field.replace("_", "-")
+
+
+class SettingError(UsageError):
+    """One setting (a CLI flag, a check-file field) is wrong. ``field`` names it; the message is
+    placed after the setting (``--kv-dtype: ...``) or where the template says ``{}``. The default
+    place is the flag; `placed` puts it elsewhere (``FILE:LINE: field kv_dtype``). An empty
+    ``field`` is a problem of the whole request: the message stands alone."""
+
+    def __init__(self, field: str, template: str, hint: str | None = None) -> None:
+        self.field = field
+        self.template = template
+        super().__init__(self._text(flag_of(field)), hint)
+
+    def _text(self, where: str) -> str:
+        if not self.field:
+            return self.template
+        return self.template.format(where) if "{}" in self.template else f"{where}: {self.template}"
+
+    def placed(self, where: str) -> UsageError:
+        """The same error with the setting's place (``--gpus``, ``FILE:LINE: field gpus``)."""
+        return UsageError(self._text(where), self.hint)
+
+
+class CombinationError(SettingError):
+    """A setting that is fine alone but not with the others (a training flag without --train)."""

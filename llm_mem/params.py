@@ -144,7 +144,7 @@ def _feed_forward(spec: ModelSpec, i: int) -> list[Tensor]:
 def _layer(spec: ModelSpec, i: int) -> list[Tensor]:
     h = spec.hidden_size
     ts: list[Tensor] = []
-    if spec.family == "falcon" or spec.family in ("gpt2", "opt", "bloom", "gpt_neox"):
+    if spec.fused_qkv:
         p = f"layers.{i}.attn"
         qkv_out = (spec.num_heads + 2 * spec.num_kv_heads) * spec.head_dim
         ts += _linear(f"{p}.query_key_value", "attn_qkv", i, qkv_out, h, spec.qkv_bias)

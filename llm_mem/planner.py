@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_mem.catalog import Gpu
 from llm_mem.estimate import estimate
 from llm_mem.estimators.overhead import runtime_overhead
-from llm_mem.report import Report, Workload
+from llm_mem.report import Report
+from llm_mem.workload import Workload
 from llm_mem.spec import ResolvedModel
+from llm_mem.requests import DEFAULT_CPU_GBPS, DEFAULT_DISK_GBPS
 from llm_mem.units import GB, GIB, MIB
 
 Strategy = Literal["single", "tensor_parallel", "pipeline", "offload", "streaming"]
@@ -28,10 +30,17 @@ VLLM_GPU_UTIL = 0.9
 LLAMACPP_MARGIN = 1024 * MIB
 # Default disk read speed for layer streaming: a PCIe 3.0 x4 NVMe's sequential read
 # (Samsung 970 EVO Plus datasheet: 3,500 MB/s). Override with --disk-gbps.
-DEFAULT_DISK_GBPS = 3.5
 # Host memory bandwidth for layers left on the CPU: dual-channel DDR5-4800 = 2 x 38.4 GB/s
 # (JEDEC DDR5-4800: 4800 MT/s x 8 bytes per channel). Override with --cpu-gbps.
-DEFAULT_CPU_GBPS = 76.8
+# (Both live in llm_mem.requests, where the request models default to them.)
+# The GPUs `plan MODEL` compares when no --gpu is given: the data-center and consumer cards most
+# deployments use (NVIDIA H100 and A100, AMD MI250, L40S, RTX 4090).
+DEFAULT_PLAN_GPUS = ("H100-SXM-80GB", "A100-SXM-80GB", "MI250-2X64GB", "L40S-48GB", "RTX-4090-24GB")
+# --max-context's upper bound when a config names no max_position_embeddings: 128k, Llama 3.1's
+# window and the longest common default; --max-batch searches up to 4096 sequences (vLLM's largest
+# default max_num_seqs is 1024, llama.cpp's slots far fewer).
+UNKNOWN_MAX_CONTEXT = 131072
+MAX_BATCH_SEARCH = 4096
 # PCIe when the catalog has none (budget-only GPUs): PCIe 4.0 x16 one direction, 31 GB/s (ML-ENG network README).
 DEFAULT_PCIE_GBPS = 31.0
 
@@ -215,8 +224,9 @@ def host_ram_bytes() -> int | None:
 
 
 def _offload(model: str, report: Report, gpu: Gpu, runtime: str, cpu_gbps: float,
-             host_ram: int | None) -> PlanOption:
-    """llama.cpp -ngl N / accelerate device_map: as many whole layers on the GPU as fit, the rest in host RAM."""
+             host_ram: int | None, headroom: int = 0) -> PlanOption:
+    """llama.cpp -ngl N / accelerate device_map: as many whole layers on the GPU as fit (leaving
+    ``headroom`` bytes of the budget free), the rest in host RAM."""
     w = report.weights
     n = report.architecture.layers
     b = budget(gpu, runtime)
@@ -224,7 +234,7 @@ def _offload(model: str, report: Report, gpu: Gpu, runtime: str, cpu_gbps: float
     fixed = w.lm_head_bytes + report.component("activations") + report.component("logits") + \
         report.component("runtime_overhead")
     per_layer = [lb + kv // max(n, 1) for lb in w.per_layer_bytes]
-    room = b - fixed
+    room = b - headroom - fixed
     on_gpu = 0
     used = 0
     for lb in per_layer:
@@ -254,9 +264,10 @@ def _offload(model: str, report: Report, gpu: Gpu, runtime: str, cpu_gbps: float
 
 def plan_for_gpu(model: ResolvedModel, report: Report, gpu: Gpu, count: int | None,
                  disk_gbps: float = DEFAULT_DISK_GBPS, cpu_gbps: float = DEFAULT_CPU_GBPS,
-                 host_ram: int | None = None) -> list[PlanOption]:
+                 host_ram: int | None = None, headroom: int = 0) -> list[PlanOption]:
     """Every strategy on one GPU kind; `count` fixes the number of GPUs, None lets us choose.
-    A bare memory budget (`--gpu 8GB`) is one device: it is never multiplied."""
+    A bare memory budget (`--gpu 8GB`) is one device: it is never multiplied. ``headroom``: bytes
+    of the budget that offload must leave free (a check's min_headroom)."""
     if gpu.is_budget and count is None:
         count = 1
     rt = report.workload.runtime
@@ -315,7 +326,7 @@ def plan_for_gpu(model: ResolvedModel, report: Report, gpu: Gpu, count: int | No
                 best = best.model_copy(update={"reason": f"does not fit on up to 64 GPUs: {best.reason}"})
             opts.append(best)
     if report.workload.train is None and count in (None, 1):
-        opts.append(_offload(name, report, gpu, rt, cpu_gbps, host_ram))
+        opts.append(_offload(name, report, gpu, rt, cpu_gbps, host_ram, headroom))
         opts.append(_streaming(name, report, gpu, disk_gbps, rt))
     return opts
 
@@ -333,12 +344,12 @@ def recommend(options: list[PlanOption]) -> PlanOption | None:
 
 def plan(model: ResolvedModel, workload: Workload, gpus: list[tuple[Gpu, int | None]],
          disk_gbps: float = DEFAULT_DISK_GBPS, cpu_gbps: float = DEFAULT_CPU_GBPS,
-         report: Report | None = None, host_ram: int | None = None) -> Plan:
+         report: Report | None = None, host_ram: int | None = None, headroom: int = 0) -> Plan:
     """Evaluate every strategy on each (gpu, count) and pick a recommendation."""
     report = report or estimate(model, workload)
     options: list[PlanOption] = []
     for gpu, count in gpus:
-        options += plan_for_gpu(model, report, gpu, count, disk_gbps, cpu_gbps, host_ram)
+        options += plan_for_gpu(model, report, gpu, count, disk_gbps, cpu_gbps, host_ram, headroom)
     notes = ["speeds are roofline upper bounds: memory bandwidth for decode, peak dense TFLOPS for prefill"]
     return Plan(model=model.name, workload=workload, total_bytes=report.total_bytes, options=options,
                 recommended=recommend(options), notes=notes + report.notes)

@@ -1,16 +1,22 @@
-"""Human output (rich tables). The only module besides cli.py that imports rich; JSON output is
-the pydantic models' own dump, never hand-written."""
+"""Human output (rich tables). The only module that imports rich besides emit's spinner; JSON output
+is the pydantic models' own dump, never hand-written. Every string that comes from data (model
+names, config fields, notes) is escaped, so nothing a config says is read as rich markup."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llm_mem.units import GB, GIB
+from llm_mem.units import GB, GIB, fmt_gb, fmt_gib
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
+    from llm_mem.check import CheckReport
+    from llm_mem.fit import FitTable
+    from llm_mem.planner import Plan
     from llm_mem.report import Report
+    from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
 
 
 def console(stderr: bool = False) -> Console:
@@ -23,12 +29,62 @@ def console(stderr: bool = False) -> Console:
     return c
 
 
-def _gb(n: int) -> str:
+def esc(value: Any) -> str:
+    """A data value as text that rich prints literally."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def _num(n: int | float) -> str:
+    """Bytes as a bare GB figure for a column already labelled GB."""
     return f"{n / GB:,.2f}"
 
 
-def _gib(n: int) -> str:
+def _num_gib(n: int | float) -> str:
     return f"{n / GIB:,.2f}"
+
+
+def _table(title: str, columns: list[str], *, caption: str | None = None, right: tuple[str, ...] = ()) -> Table:
+    from rich.table import Table
+
+    t = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold", justify="right" if c in right else "left")
+    return t
+
+
+def render(result: Any, out: Console | None = None) -> None:
+    """Render any command result as rich tables on stdout."""
+    from llm_mem.check import CheckReport
+    from llm_mem.fit import FitTable
+    from llm_mem.planner import Plan
+    from llm_mem.report import Report
+    from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
+
+    out = out or console()
+    if isinstance(result, Report):
+        render_report(result, out)
+        if result.verify is not None:
+            from llm_mem.verify import render_verify
+
+            render_verify(result, out)
+    elif isinstance(result, PrecisionComparison):
+        render_side_by_side(result, out)
+    elif isinstance(result, Plan):
+        render_plan(result, out)
+    elif isinstance(result, LargestFit):
+        render_largest(result, out)
+    elif isinstance(result, FitTable):
+        render_fit_table(result, out)
+    elif isinstance(result, ModelList):
+        render_models(result, out)
+    elif isinstance(result, GpuList):
+        render_gpus(result, out)
+    elif isinstance(result, CheckReport):
+        render_check(result, out)
+    else:  # pragma: no cover - every command's result is handled above
+        raise TypeError(f"no renderer for {type(result).__name__}")
 
 
 def _workload_line(r: Report) -> str:
@@ -48,25 +104,19 @@ def _workload_line(r: Report) -> str:
 
 def render_report(r: Report, out: Console) -> None:
     """The breakdown table for one report, with parameters, KV figures, notes and warnings."""
-    from rich.table import Table
-
     src = f"{r.source.kind}: {r.source.location}" + (f" ({r.source.note})" if r.source.note else "")
-    title = f"{r.model}  [dim]({src})[/dim]"
-    t = Table(title=title, caption=_workload_line(r), title_justify="left", caption_justify="left")
-    t.add_column("component")
-    t.add_column("GB (10^9 B)", justify="right")
-    t.add_column("GiB (2^30 B)", justify="right")
-    t.add_column("share", justify="right")
-    t.add_column("± band", justify="right")
-    t.add_column("what", overflow="fold")
+    t = _table(f"{esc(r.model)}  [dim]({esc(src)})[/dim]",
+               ["component", "GB (10^9 B)", "GiB (2^30 B)", "share", "± band", "what"],
+               caption=esc(_workload_line(r)), right=("GB (10^9 B)", "GiB (2^30 B)", "share", "± band"))
     for c in r.components:
         share = 100 * c.bytes / r.total_bytes if r.total_bytes else 0
         band = f"±{100 * (c.high - c.bytes) / c.bytes:.0f}%" if c.bytes else ""
-        t.add_row(c.name, _gb(c.bytes), _gib(c.bytes), f"{share:.1f}%", band, c.note or "")
+        t.add_row(c.name, _num(c.bytes), _num_gib(c.bytes), f"{share:.1f}%", band, esc(c.note or ""))
     t.add_section()
     scope = " per GPU" if r.per_gpu else ""
-    t.add_row(f"[bold]total{scope}[/bold]", f"[bold]{_gb(r.total_bytes)}[/bold]", f"[bold]{_gib(r.total_bytes)}[/bold]",
-              "100%", "", f"range {_gb(r.total_low_bytes)}-{_gb(r.total_high_bytes)} GB")
+    t.add_row(f"[bold]total{scope}[/bold]", f"[bold]{_num(r.total_bytes)}[/bold]",
+              f"[bold]{_num_gib(r.total_bytes)}[/bold]", "100%", "",
+              f"range {_num(r.total_low_bytes)}-{_num(r.total_high_bytes)} GB")
     out.print(t)
     p = r.parameters
     line = f"parameters: {p.total:,} total"
@@ -74,92 +124,128 @@ def render_report(r: Report, out: Console) -> None:
         line += f", {p.active:,} active per token"
     line += f"; embedding {p.embedding:,}; lm_head {p.lm_head:,}" + (" (tied)" if p.lm_head == 0 else "")
     out.print(line)
-    out.print(f"weights: {r.weights.label}; largest layer {_gb(r.weights.largest_layer_bytes)} GB, "
-              f"largest single piece {_gb(r.weights.largest_unit_bytes)} GB")
+    out.print(f"weights: {esc(r.weights.label)}; largest layer {fmt_gb(r.weights.largest_layer_bytes)}, "
+              f"largest single piece {fmt_gb(r.weights.largest_unit_bytes)}")
     kv = r.kv_cache
-    out.print(f"KV cache: {kv.bytes_per_token:,} bytes/token; {_gib(kv.bytes_per_1k_tokens)} GiB "
-              f"({_gb(kv.bytes_per_1k_tokens)} GB) per 1k tokens, {kv.dtype}")
+    out.print(f"KV cache: {kv.bytes_per_token:,} bytes/token; {fmt_gib(kv.bytes_per_1k_tokens)} "
+              f"({fmt_gb(kv.bytes_per_1k_tokens)}) per 1k tokens, {kv.dtype}")
     if r.host_bytes:
-        out.print(f"host RAM for offload: {_gb(r.host_bytes)} GB")
-    for n in r.notes:
-        out.print(f"[dim]note:[/dim] {n}")
-    for wmsg in r.warnings:
-        out.print(f"[yellow]warning:[/yellow] {wmsg}")
+        out.print(f"host RAM for offload: {fmt_gb(r.host_bytes)}")
+    _notes(out, r.notes, r.warnings)
 
 
-def render_side_by_side(reports: list[tuple[str, Report]], out: Console) -> None:
+def _notes(out: Console, notes: list[str], warnings: list[str] = ()) -> None:  # type: ignore[assignment]
+    for n in notes:
+        out.print(f"[dim]note:[/dim] {esc(n)}")
+    for m in warnings:
+        out.print(f"[yellow]warning:[/yellow] {esc(m)}")
+
+
+def render_side_by_side(cmp: PrecisionComparison, out: Console) -> None:
     """`--precision all`: one column per precision, a row per component, totals in GB and GiB."""
-    from rich.table import Table
-
+    reports = list(cmp.precisions.items())
     first = reports[0][1]
-    t = Table(title=f"{first.model}  [dim]({first.source.kind})[/dim]", caption=_workload_line(first),
-              title_justify="left", caption_justify="left")
-    t.add_column("component (GB)")
-    for label, _ in reports:
-        t.add_column(label, justify="right")
+    t = _table(f"{esc(first.model)}  [dim]({first.source.kind})[/dim]", ["component (GB)", *cmp.precisions],
+               caption=esc(_workload_line(first)), right=tuple(cmp.precisions))
     names: list[str] = []
     for _, r in reports:
         names += [c.name for c in r.components if c.name not in names]
     for name in names:
-        t.add_row(name, *[_gb(r.component(name)) for _, r in reports])
+        t.add_row(name, *[_num(r.component(name)) for _, r in reports])
     t.add_section()
-    t.add_row("[bold]total GB[/bold]", *[f"[bold]{_gb(r.total_bytes)}[/bold]" for _, r in reports])
-    t.add_row("total GiB", *[_gib(r.total_bytes) for _, r in reports])
+    t.add_row("[bold]total GB[/bold]", *[f"[bold]{_num(r.total_bytes)}[/bold]" for _, r in reports])
+    t.add_row("total GiB", *[_num_gib(r.total_bytes) for _, r in reports])
     out.print(t)
     for label, r in reports:
-        out.print(f"[dim]{label}:[/dim] {r.weights.label}")
+        out.print(f"[dim]{label}:[/dim] {esc(r.weights.label)}")
 
 
-def render_rows(title: str, columns: list[str], rows: list[list[Any]], out: Console) -> None:
-    """A plain table (models, gpus, plan options, check results)."""
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for row in rows:
-        t.add_row(*[str(x) for x in row])
+def render_models(models: ModelList, out: Console) -> None:
+    """The bundled models with their aliases."""
+    rows = models.root
+    t = _table(f"{len(rows)} bundled models", ["id", "aliases / same architecture", "parameters", "config"],
+               right=("parameters",))
+    for m in rows:
+        t.add_row(esc(m.id), esc(", ".join(m.aliases + m.also)), f"{m.parameters / 1e9:,.2f} B", esc(m.provenance))
     out.print(t)
 
 
-def render_plan(p: Any, out: Console) -> None:
-    """The planner's options table, the recommendation and its launch hints."""
-    from rich.table import Table
-
-    t = Table(title=f"{p.model}: {p.total_bytes / GB:,.1f} GB needed in one place  [dim]({_plan_line(p)})[/dim]",
-              title_justify="left")
-    for col in ("strategy", "gpu", "GPUs", "per GPU GB", "budget GB", "fits", "tokens/s", "why"):
-        t.add_column(col, overflow="fold", justify="right" if col in ("GPUs", "per GPU GB", "budget GB", "tokens/s")
-                     else "left")
-    for o in p.options:
-        tps = "" if o.tokens_per_s is None else (f"{o.tokens_per_s:,.1f}" if o.tokens_per_s >= 1
-                                                  else f"{1 / o.tokens_per_s:,.1f} s/token")
-        gpus = f"{o.gpus}" + (f" ({o.nodes} nodes)" if o.nodes > 1 else "")
-        t.add_row(o.strategy, o.gpu, gpus, _gb(o.per_gpu_bytes), _gb(o.budget_bytes),
-                  "[green]yes[/green]" if o.fits else "[red]no[/red]", tps, o.reason)
+def render_gpus(gpus: GpuList, out: Console) -> None:
+    """The catalog, memory per device."""
+    t = _table(f"{len(gpus.devices)} devices (memory per device)",
+               ["id", "memory GiB", "usable GiB", "bandwidth GB/s", "bf16 TFLOPS", "node", "aliases"],
+               right=("memory GiB", "usable GiB", "bandwidth GB/s", "bf16 TFLOPS", "node"))
+    for g in gpus.devices:
+        t.add_row(esc(g.id), f"{g.memory_bytes / GIB:g}", f"{g.usable_bytes / GIB:.1f}", str(g.bandwidth_gbps or "?"),
+                  str(g.tflops.get("bf16", "?")), str(g.node_size or "?"), esc(", ".join(g.aliases)))
     out.print(t)
-    r = p.recommended
-    if r is None:
-        out.print("[red]nothing fits[/red]: see the reasons above")
-    else:
-        out.print(f"[bold]recommended:[/bold] {r.strategy} on {r.gpus} x {r.gpu}: {r.reason}")
-        for hint in r.launch:
-            out.print(f"  [dim]$[/dim] {hint}")
-        for a in r.assumptions:
-            out.print(f"  [dim]assumes[/dim] {a}")
-    for n in p.notes:
-        out.print(f"[dim]note:[/dim] {n}")
 
 
-def _plan_line(p: Any) -> str:
+def _plan_line(p: Plan) -> str:
     w = p.workload
     return (f"{w.precision or w.quant or 'checkpoint dtype'}, context {w.context:,}, batch {w.batch}"
             + (f", train {w.train}" if w.train else f", {w.runtime}"))
 
 
-def render_fit_table(table: Any, out: Console) -> None:
+def render_plan(p: Plan, out: Console) -> None:
+    """The planner's options table, the recommendation and its launch hints."""
+    cols = ["strategy", "gpu", "GPUs", "per GPU GB", "budget GB", "fits", "tokens/s", "why"]
+    t = _table(f"{esc(p.model)}: {p.total_bytes / GB:,.1f} GB needed in one place  [dim]({esc(_plan_line(p))})[/dim]",
+               cols, right=("GPUs", "per GPU GB", "budget GB", "tokens/s"))
+    for o in p.options:
+        tps = "" if o.tokens_per_s is None else (f"{o.tokens_per_s:,.1f}" if o.tokens_per_s >= 1
+                                                  else f"{1 / o.tokens_per_s:,.1f} s/token")
+        gpus = f"{o.gpus}" + (f" ({o.nodes} nodes)" if o.nodes > 1 else "")
+        t.add_row(o.strategy, esc(o.gpu), gpus, _num(o.per_gpu_bytes), _num(o.budget_bytes),
+                  "[green]yes[/green]" if o.fits else "[red]no[/red]", tps, esc(o.reason))
+    out.print(t)
+    r = p.recommended
+    if r is None:
+        out.print("[red]nothing fits[/red]: see the reasons above")
+    else:
+        out.print(f"[bold]recommended:[/bold] {r.strategy} on {r.gpus} x {esc(r.gpu)}: {esc(r.reason)}")
+        for hint in r.launch:
+            out.print(f"  [dim]$[/dim] {esc(hint)}")
+        for a in r.assumptions:
+            out.print(f"  [dim]assumes[/dim] {esc(a)}")
+    _notes(out, p.notes)
+
+
+def render_largest(r: LargestFit, out: Console) -> None:
+    """`plan --max-context|--max-batch`: the largest value, then the plan at it."""
+    if r.largest == 0 or r.plan is None:
+        out.print(f"{esc(r.model)} does not fit resident on {esc(r.gpu)} even at {r.field} 1")
+        return
+    out.print(f"largest {r.field} that fits resident on {esc(r.gpu)}: {r.largest:,}")
+    render_plan(r.plan, out)
+
+
+def render_fit_table(table: FitTable, out: Console) -> None:
     """`plan --gpu X` without a model: what fits, at which precision and context."""
-    rows = [[r.model, r.precision, r.strategy, f"{r.max_context:,}" if r.max_context else "-",
-             _gb(r.bytes_at_4k) if r.bytes_at_4k else "-", r.reason] for r in table.rows]
-    render_rows(f"What fits on {table.gpu} ({_gb(table.budget_bytes)} GB usable, {table.runtime})",
-                ["model", "precision", "how", "largest context", "GB at 4k", "notes"], rows, out)
+    t = _table(f"What fits on {esc(table.gpu)} ({_num(table.budget_bytes)} GB usable, {table.runtime})",
+               ["model", "precision", "how", "largest context", "GB at 4k", "notes"],
+               right=("largest context", "GB at 4k"))
+    for r in table.rows:
+        t.add_row(esc(r.model), esc(r.precision), r.strategy, f"{r.max_context:,}" if r.max_context else "-",
+                  _num(r.bytes_at_4k) if r.bytes_at_4k else "-", esc(r.reason))
+    out.print(t)
+
+
+def render_check(report: CheckReport, out: Console) -> None:
+    """`llm-mem check`: one row per entry, then each entry's reason."""
+
+    def gb(n: int | None) -> str:
+        return "-" if n is None else _num(n)
+
+    colour = {"pass": "green", "fail": "red", "error": "yellow"}
+    t = _table(f"llm-mem check{' ' + esc(report.file) if report.file else ''}: {report.passed} passed, "
+               f"{report.failed} failed, {report.errors} errors  [dim](sizes in GB = 10^9 bytes, per GPU)[/dim]",
+               ["status", "check", "model", "GPUs", "strategy", "needs GB", "budget GB", "free GB", "headroom GB"])
+    for r in report.results:
+        free = None if r.per_gpu_bytes is None or r.budget_bytes is None else r.budget_bytes - r.per_gpu_bytes
+        t.add_row(f"[{colour[r.status]}]{r.status}[/{colour[r.status]}]", esc(r.name), esc(r.model),
+                  f"{r.count} x {esc(r.gpu)}", r.strategy or "-", gb(r.per_gpu_bytes), gb(r.budget_bytes), gb(free),
+                  gb(r.headroom_bytes))
+    out.print(t)
+    for r in report.results:
+        out.print(f"[{colour[r.status]}]{r.status}[/{colour[r.status]}] {esc(r.name)}: {esc(r.reason)}")

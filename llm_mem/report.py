@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llm_mem.params import ParameterCounts
 from llm_mem.spec import Source
+from llm_mem.workload import Workload
+
+__all__ = ["Architecture", "Component", "ComponentName", "KvSummary", "Report", "WeightsSummary", "Workload"]
 
 SCHEMA_VERSION = "1"
 
@@ -20,28 +23,6 @@ ComponentName = Literal[
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class Workload(_Frozen):
-    """What the model is asked to do. Inference unless `train` is set."""
-
-    precision: str | None = None  # as requested; None = the checkpoint's own format
-    quant: str | None = None
-    context: int = 4096
-    batch: int = 1
-    kv_dtype: str = "bf16"
-    attention: Literal["eager", "sdpa", "flash"] = "sdpa"
-    runtime: Literal["transformers", "vllm", "llamacpp"] = "transformers"
-    logits: Literal["last", "full"] = "last"
-    train: Literal["full", "lora", "qlora"] | None = None
-    lora_rank: int = 16
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    optimizer: str = "adamw"
-    mixed_precision: Literal["bf16", "fp16", "none"] = "bf16"
-    grad_checkpointing: bool = False
-    zero: int = 0
-    gpus: int = 1
-    offload: Literal["none", "optimizer", "parameters"] = "none"
 
 
 class Component(_Frozen):

@@ -89,6 +89,13 @@ class ModelSpec(_Frozen):
     parallel_attn: bool = False  # GPT-J/NeoX/Falcon parallel residual (affects activations)
     mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction layers (in checkpoint, not instantiated)
 
+    # capabilities the parser fills from the family, so that estimators never branch on a family name
+    fused_qkv: bool = False  # one query_key_value projection + "dense" output (GPT-2, OPT, BLOOM, NeoX, Falcon)
+    eager_softmax_fp32: bool = True  # eager attention softmaxes in fp32 (GPT-2 keeps the compute dtype)
+    moe_routing_fp32: bool = False  # routing weights stay fp32 into the weighted sum (DeepSeek)
+    sdpa: bool = True  # transformers has an SDPA path for the family (gpt-oss: no, its sinks need eager)
+    llamacpp_arch: str | None = None  # llama.cpp's LLM_ARCH name, for llama-quantize's per-arch rules
+
     # attention layout
     mla: MlaSpec | None = None
     layer_types: tuple[LayerKind, ...]

@@ -24,11 +24,25 @@ def _models() -> dict[str, tuple[Any, str]]:
     """name -> (pydantic model, the command whose --json output it describes)."""
     sys.path.insert(0, str(ROOT))
     from llm_mem.check import CheckReport
+    from llm_mem.fit import FitTable
     from llm_mem.planner import Plan
     from llm_mem.report import Report
+    from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
 
-    return {"estimate": (Report, "llm-mem estimate --json"), "plan": (Plan, "llm-mem plan MODEL --json"),
+    return {"estimate": (Report, "llm-mem estimate --json"),
+            "estimate-all": (PrecisionComparison, "llm-mem estimate MODEL --precision all --json"),
+            "plan": (Plan, "llm-mem plan MODEL --json"),
+            "plan-largest": (LargestFit, "llm-mem plan MODEL --max-context|--max-batch --json"),
+            "plan-fit": (FitTable, "llm-mem plan --gpu X --json"),
+            "models": (ModelList, "llm-mem models --json"),
+            "gpus": (GpuList, "llm-mem gpus --json"),
             "check": (CheckReport, "llm-mem check --json")}
+
+
+def schema_version(model: Any) -> str:
+    """A result model's schema_version default ("1"); a JSON list (ModelList) has none and is "1"."""
+    field = getattr(model, "model_fields", {}).get("schema_version")
+    return str(field.default) if field is not None else "1"
 
 
 def schema_id(name: str, version: str) -> str:
@@ -40,7 +54,7 @@ def generate() -> dict[str, dict[str, Any]]:
     """File name -> schema document, for every --json output."""
     out = {}
     for name, (model, command) in _models().items():
-        version = model.model_fields["schema_version"].default
+        version = schema_version(model)
         body = model.model_json_schema()
         doc = {"$schema": DRAFT, "$id": schema_id(name, version),
                "description": f"Output of `{command}`, schema_version {version}. "

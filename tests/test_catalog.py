@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_mem import catalog as cat_mod
+from llm_mem.catalog import detect as detect_mod
+from llm_mem.catalog import load as load_mod
 from llm_mem.catalog import (
     CONTEXT_RESERVE_BYTES,
     DRIVER_RESERVE_BYTES,
@@ -160,7 +161,7 @@ def test_yaml_is_imported_lazily():
 
 
 def test_shipped_catalog_found_from_source_checkout():
-    assert cat_mod._shipped_catalog_path().resolve() in (
+    assert load_mod._shipped_catalog_path().resolve() in (
         CATALOG_FILE.resolve(), (ROOT / "llm_mem" / "gpu_catalog.yaml").resolve())
 
 
@@ -266,10 +267,10 @@ def test_empty_name(catalog):
 
 def test_resolve_local_uses_detection(catalog, monkeypatch):
     gpus = gpus_from_nvidia_smi("NVIDIA GeForce RTX 4090, 24564\nNVIDIA GeForce RTX 4090, 24564\n", catalog)
-    monkeypatch.setattr(cat_mod, "detect_local_gpus", lambda c=None: gpus)
+    monkeypatch.setattr(detect_mod, "detect_local_gpus", lambda c=None: gpus)
     request = resolve_gpu("local", catalog)
     assert (request.gpu.id, request.count) == ("RTX-4090-24GB", 2)
-    monkeypatch.setattr(cat_mod, "detect_local_gpus", lambda c=None: [])
+    monkeypatch.setattr(detect_mod, "detect_local_gpus", lambda c=None: [])
     with pytest.raises(CatalogError, match="no local GPU"):
         resolve_gpu("LOCAL", catalog)
 
@@ -453,36 +454,36 @@ def test_detect_local_gpus_runs_tools(catalog, monkeypatch):
         calls.append(cmd[0])
         return NVIDIA_SMI_H100 if cmd[0] == "nvidia-smi" else None
 
-    monkeypatch.setattr(cat_mod, "_run", fake_run)
+    monkeypatch.setattr(detect_mod, "_run", fake_run)
     gpus = detect_local_gpus(catalog)
     assert len(gpus) == 8 and calls[:2] == ["nvidia-smi", "rocm-smi"]
 
 
 def test_detect_local_gpus_none(catalog, monkeypatch):
-    monkeypatch.setattr(cat_mod.shutil, "which", lambda name: None)
-    monkeypatch.setattr(cat_mod.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(detect_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(detect_mod.platform, "system", lambda: "Linux")
     assert detect_local_gpus(catalog) == []
 
 
 def test_detect_apple(catalog, monkeypatch):
     answers = {"hw.memsize": "206158430208\n", "machdep.cpu.brand_string": "Apple M2 Ultra\n",
                "iogpu.wired_limit_mb": "0\n"}
-    monkeypatch.setattr(cat_mod, "_run", lambda cmd: answers.get(cmd[-1]) if cmd[0] == "sysctl" else None)
-    monkeypatch.setattr(cat_mod.platform, "system", lambda: "Darwin")
-    monkeypatch.setattr(cat_mod.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(detect_mod, "_run", lambda cmd: answers.get(cmd[-1]) if cmd[0] == "sysctl" else None)
+    monkeypatch.setattr(detect_mod.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(detect_mod.platform, "machine", lambda: "arm64")
     (gpu,) = detect_local_gpus(catalog)
     assert gpu.id == "M2-ULTRA-192GB" and gpu.usable_bytes == 144 * GIB
 
 
 def test_run_survives_missing_and_hanging_tools(monkeypatch):
-    assert cat_mod._run(["surely-not-a-real-tool-xyz"]) is None
+    assert detect_mod._run(["surely-not-a-real-tool-xyz"]) is None
 
     def hang(*args, **kwargs):
         raise subprocess.TimeoutExpired(args[0], 5)
 
-    monkeypatch.setattr(cat_mod.shutil, "which", lambda name: "/bin/" + name)
-    monkeypatch.setattr(cat_mod.subprocess, "run", hang)
-    assert cat_mod._run(["nvidia-smi"]) is None
+    monkeypatch.setattr(detect_mod.shutil, "which", lambda name: "/bin/" + name)
+    monkeypatch.setattr(detect_mod.subprocess, "run", hang)
+    assert detect_mod._run(["nvidia-smi"]) is None
 
 
 def test_gpu_model_is_frozen(catalog):

@@ -97,9 +97,9 @@ def _is_70b(spec: ModelSpec) -> bool:
     layers (src/models/qwen2.cpp: Qwen2.5-72B)."""
     if spec.num_layers != 80 or spec.is_moe:
         return False
-    if spec.family in ("llama", "mistral"):
+    if spec.llamacpp_arch == "llama":
         return spec.num_heads != spec.num_kv_heads
-    return spec.family == "qwen2"
+    return spec.llamacpp_arch == "qwen2"
 
 
 def gguf_model(spec: ModelSpec, recipe: str, imatrix: bool | None = None) -> GgufModel:
@@ -109,7 +109,7 @@ def gguf_model(spec: ModelSpec, recipe: str, imatrix: bool | None = None) -> Ggu
     return GgufModel(
         n_layer=spec.num_layers, n_gqa=spec.num_heads // max(spec.num_kv_heads, 1),
         n_expert=spec.moe.num_experts if spec.is_moe else 0, n_attention_wv=n_attn_v,
-        falcon=spec.family == "falcon", is_70b=_is_70b(spec), tied=spec.tie_word_embeddings,
+        falcon=spec.llamacpp_arch == "falcon", is_70b=_is_70b(spec), tied=spec.tie_word_embeddings,
         imatrix=recipe in IMATRIX_REQUIRED if imatrix is None else imatrix,
     )
 

@@ -69,7 +69,7 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
         # gathered inputs, down-projection output, the routing-weighted product and its un-permuted copy
         # DeepSeek keeps its routing weights in fp32, so the routing-weighted product is fp32
         # (measured with --verify on DeepSeek-V2-Lite: benchmarks/verify/RESULTS.md)
-        weighted = 4 if spec.family in ("deepseek_v2", "deepseek_v3") else elem
+        weighted = 4 if spec.moe_routing_fp32 else elem
         mlp_stage = (tokens * moe.num_experts * 4 + routed * h * (3 * elem + weighted)
                      + 3 * tokens * moe.shared_intermediate_size * elem)
         dense_i = spec.intermediate_size if not all(moe.moe_layers) else 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from llm_mem.errors import UsageError
 from llm_mem.params import LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec
+from llm_mem.workload import Workload
 
 # ---- optimizers: state bytes per trainable element ---------------------------------------------
 # torch.optim.AdamW keeps exp_avg and exp_avg_sq in the parameter's dtype (torch/optim/adamw.py).
@@ -91,9 +92,11 @@ class SavedActivations:
 
 
 # Eager softmax runs in fp32 (transformers' eager_attention_forward: `softmax(..., dtype=torch.float32)`,
-# measured for Qwen2.5 and OPT) except in GPT-2, whose attention softmaxes in the compute dtype
-# (measured: 2 bytes per score, benchmarks/activations/).
-_COMPUTE_DTYPE_SOFTMAX = {"gpt2"}
+# measured for Qwen2.5 and OPT) except where spec.eager_softmax_fp32 is off (GPT-2 softmaxes in the
+# compute dtype; measured: 2 bytes per score, benchmarks/activations/).
+# Activations written as Python ops that autograd records one by one: transformers' NewGELUActivation
+# (activations.py, "gelu_new": pow, tanh and two multiplies save 5 tensors of the MLP width, measured on GPT-2).
+PYTHON_GELU = frozenset({"gelu_new"})
 
 
 def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int = 2,
@@ -147,7 +150,7 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
         scores = 12
     elif math_path:
         per_tok += elem * h + 3 * a * d * elem + elem * a * d  # input, q, k/v repeated to a heads, output
-        scores = elem if spec.family in _COMPUTE_DTYPE_SOFTMAX else 4 + elem
+        scores = 4 + elem if spec.eager_softmax_fp32 else elem
         if attn_drop:
             scores += 2 * elem  # dropout mask and dropped probabilities
     else:
@@ -169,7 +172,7 @@ def saved_per_layer(spec: ModelSpec, b: int, s: int, attention: str, elem: int =
             per_tok += 4 * moe.shared_intermediate_size * elem
     elif spec.mlp_kind == "gated":
         per_tok += mlp_in + 4 * spec.intermediate_size * elem
-    elif spec.family == "gpt2":
+    elif (spec.hidden_act or "").lower() in PYTHON_GELU:
         per_tok += mlp_in + 5 * spec.intermediate_size * elem  # gelu_new: pow, tanh, 2 muls + c_proj input
     elif (spec.hidden_act or "").lower() == "relu":
         per_tok += mlp_in + spec.intermediate_size * elem  # relu's output is also fc2's input
@@ -201,3 +204,17 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     if checkpointing:
         return SavedActivations(per, n * T * spec.hidden_size * elem, logits, per, outside)
     return SavedActivations(per, layers, logits, 0, outside)
+
+
+def lora_activation_delta(spec: ModelSpec, w: Workload, elem: int) -> int:
+    """How LoRA changes the saved activations of all layers (without checkpointing): PEFT casts each
+    adapter's input to fp32 (one copy per adapter: q, k and v do not share) and lora_A saves it, plus
+    the rank-r intermediate; frozen base linears no longer save their own bf16 inputs (attention and
+    MLP input, down_proj input). Measured with --verify on Qwen2.5-0.5B: 21.43 MB per layer vs 21.89
+    estimated (benchmarks/verify/RESULTS.md)."""
+    tensors = lora_target_tensors(spec, w.lora_targets)
+    tokens = w.batch * w.context
+    first = [t for t in tensors if t.layer == tensors[0].layer] if tensors else []
+    extra = sum(tokens * (t.shape[1] + w.lora_rank) * 4 for t in first)
+    frozen = tokens * (2 * spec.hidden_size + spec.intermediate_size) * elem
+    return (extra - frozen) * spec.num_layers

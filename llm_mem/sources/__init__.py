@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from llm_mem.errors import ModelNotFoundError
@@ -11,6 +13,10 @@ from llm_mem.sources.parse import parse_config
 from llm_mem.spec import ModelSpec, ResolvedModel, Source
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
+
+
+def _quiet(message: str) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -25,8 +31,10 @@ def _warnings(spec: ModelSpec) -> tuple[str, ...]:
 
 
 def resolve_model(name: str, *, config: Path | None = None, revision: str | None = None,
-                  token: str | None = None, use_hub: bool = True) -> ResolvedModel:
-    """Find MODEL (path, alias, bundled id or Hub id) and return its parsed description."""
+                  token: str | None = None, use_hub: bool = True,
+                  progress: Callable[[str], AbstractContextManager[object]] | None = None) -> ResolvedModel:
+    """Find MODEL (path, alias, bundled id or Hub id) and return its parsed description.
+    ``progress(message)`` wraps the slow Hub reads (the CLI shows a spinner)."""
     if config is not None or _looks_like_path(name):
         from llm_mem.sources.local import load_local
 
@@ -56,8 +64,9 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         )
     from llm_mem.sources import hub
 
-    raw, where = hub.fetch_config(name, revision, token)
-    spec = parse_config(raw)
-    dtypes, note = hub.fetch_safetensors_dtypes(name, revision, token)
+    with (progress or _quiet)(f"reading {name} from the Hugging Face Hub"):
+        raw, where = hub.fetch_config(name, revision, token)
+        spec = parse_config(raw)
+        dtypes, note = hub.fetch_safetensors_dtypes(name, revision, token)
     return ResolvedModel(name=name, spec=spec, source=Source(kind="hub", location=where, note=note),
                          checkpoint_dtypes=dtypes, warnings=_warnings(spec))

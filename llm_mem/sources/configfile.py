@@ -1,8 +1,11 @@
-"""Reading a config.json safely: size limit, JSON only, never code."""
+"""Reading input files safely: a byte cap enforced while reading (never trusting st_size), regular
+files only (a FIFO, a device or /dev/stdin would block or never end), JSON only, never code."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +14,60 @@ from llm_mem.errors import ConfigError
 # A real config.json is a few KB (DeepSeek-V3's is 1.7 KB; the largest multimodal ones ~50 KB).
 # Anything beyond 2 MiB is not a config and is refused before parsing.
 MAX_CONFIG_BYTES = 2 * 2**20
+_CHUNK = 1 << 16
+
+
+def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file, refusing more than ``limit`` bytes (counted while reading, so a
+    file that grows or lies about its size cannot exceed it) and anything that is not a regular file.
+    FileNotFoundError passes through; other problems are one ConfigError line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
+            raise ConfigError(f"{path} is {kind}", f"give the path of a {what}")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ConfigError(f"{path} is larger than {limit:,} bytes, too large for a {what}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def parse_json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A JSON object from bytes, or one ConfigError line naming ``where``."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} nests JSON too deeply to be a config") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where} holds a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read and JSON-parse a config file, refusing huge or malformed files with one clear line."""
+    """Read and JSON-parse a config file, refusing huge, special or malformed files with one clear line."""
     try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path} is {size:,} bytes, too large for a config.json (limit {MAX_CONFIG_BYTES:,})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object")
-    return data
+        data = read_limited(path, MAX_CONFIG_BYTES, "config.json")
+    except FileNotFoundError:
+        raise ConfigError(f"cannot read {path}: no such file") from None
+    return parse_json_object(data, str(path))

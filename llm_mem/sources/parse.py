@@ -17,6 +17,20 @@ LLAMA_LIKE = {
     "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "olmo2", "granite",
 }
 KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"}
+# Families whose attention is one fused query_key_value projection and a "dense" output.
+FUSED_QKV = frozenset({"gpt2", "opt", "bloom", "gpt_neox", "falcon"})
+# Families transformers 5.24 builds without an SDPA path (modeling_gpt_oss.py: _supports_sdpa = False,
+# the attention sinks need the eager softmax).
+NO_SDPA = frozenset({"gpt_oss"})
+# llama.cpp's architecture for each family (convert_hf_to_gguf.py model classes -> gguf MODEL_ARCH):
+# Mistral and Mixtral convert to LLM_ARCH_LLAMA; DeepSeek V2 and V3 to deepseek2. OPT has no converter.
+LLAMACPP_ARCH = {
+    "llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen2_moe": "qwen2moe",
+    "qwen3": "qwen3", "qwen3_moe": "qwen3moe", "gemma": "gemma", "gemma2": "gemma2", "gemma3_text": "gemma3",
+    "phi3": "phi3", "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2", "gpt_oss": "gpt-oss",
+    "olmo2": "olmo2", "granite": "granite", "gpt2": "gpt2", "bloom": "bloom", "falcon": "falcon",
+    "gpt_neox": "gptneox",
+}
 # Multimodal wrappers whose language model sits in `text_config`.
 _WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": None, "mistral3": None, "llama4": "llama4_text"}
 
@@ -187,6 +201,9 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
         hidden_dropout=float(_first(cfg, "hidden_dropout", "resid_pdrop", "dropout", default=0.0) or 0.0),
     )
     kw["layer_types"], kw["sliding_window"] = _layer_types(cfg, family, n)
+    kw.update(fused_qkv=family in FUSED_QKV, eager_softmax_fp32=family != "gpt2",
+              moe_routing_fp32=family in ("deepseek_v2", "deepseek_v3"), sdpa=family not in NO_SDPA,
+              llamacpp_arch=LLAMACPP_ARCH.get(family))
 
     if family in LLAMA_LIKE or family == "generic":
         bias = bool(cfg.get("attention_bias", False))

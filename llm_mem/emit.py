@@ -1,0 +1,78 @@
+"""One way out for every result: `emit(result, as_json=...)` prints it (the pydantic JSON dump, or
+the rich rendering) and returns the exit code. Exit codes are decided here: 0 answered / fits,
+1 a check or a largest-fit search found nothing that fits, 2 an entry that could not be evaluated.
+
+The JSON path imports nothing from rich: notes and warnings go to stderr as plain lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm_mem.errors import UsageError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from llm_mem.check import CheckReport
+
+
+def exit_code(result: Any) -> int:
+    """The process exit code a result asks for (its ``exit_code`` property, else 0)."""
+    code = getattr(result, "exit_code", 0)
+    return code if isinstance(code, int) else 0
+
+
+def _stderr_lines(result: Any, as_json: bool) -> list[str]:
+    """What a result says on stderr: a check's entries that could not be evaluated (both modes);
+    with --json, a report's notes and warnings (the table shows them)."""
+    from llm_mem.check import CheckReport
+    from llm_mem.report import Report
+
+    if isinstance(result, CheckReport):
+        return [f"error: {r.name}: {r.reason}" for r in result.results if r.status == "error"]
+    if isinstance(result, Report) and as_json:
+        return [f"note: {n}" for n in result.notes] + [f"warning: {w}" for w in result.warnings]
+    return []
+
+
+def emit(result: BaseModel, *, as_json: bool) -> int:
+    """Print ``result`` and return its exit code."""
+    for line in _stderr_lines(result, as_json):
+        print(line, file=sys.stderr)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        from llm_mem.render import render
+
+        render(result)
+    return exit_code(result)
+
+
+@contextmanager
+def spinner(message: str) -> Iterator[None]:
+    """A spinner on stderr while a slow step (reading the Hub) runs; nothing when stderr is not a
+    terminal. Human mode only: the CLI passes no progress callback with --json."""
+    if not sys.stderr.isatty():
+        with nullcontext():
+            yield
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    with Console(stderr=True).status(escape(message)):
+        yield
+
+
+def write_junit(report: CheckReport, path: Path) -> None:
+    """Write the check report as JUnit XML (llm_mem.check.junit_xml) to ``path``."""
+    from llm_mem.check import junit_xml
+
+    try:
+        path.write_text(junit_xml(report), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None

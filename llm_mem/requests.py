@@ -1,0 +1,113 @@
+"""One validated request model per command. The CLI builds them from its options, `check` from its
+file entries, a library caller directly; `llm_mem.api` runs them and returns typed results."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from llm_mem.errors import SettingError
+from llm_mem.workload import Workload
+
+# Layer-streaming disk and host-memory defaults (see llm_mem.planner for their sources).
+DEFAULT_DISK_GBPS = 3.5
+DEFAULT_CPU_GBPS = 76.8
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRef(_Request):
+    """Which model: a Hub id, bundled alias, config.json or folder, with Hub options."""
+
+    name: str = Field(min_length=1)
+    revision: str | None = None
+    config: Path | None = None  # read this config.json instead of resolving `name`
+    token: SecretStr | None = None  # never printed; default: HF_TOKEN or `hf auth login`
+
+
+class EstimateRequest(_Request):
+    """`llm-mem estimate`: one model, one workload; `compare_precisions` for `--precision all`."""
+
+    model: ModelRef
+    workload: Workload = Workload()
+    compare_precisions: bool = False
+    verify: bool = False
+
+
+def _positive_rate(field: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise SettingError(field, f"{value} GB/s must be a positive number")
+    return value
+
+
+class PlanRequest(_Request):
+    """`llm-mem plan`: a model on GPUs (`gpu` None: the default set), or with no model the fit
+    table of one GPU; `max_context` / `max_batch` ask for the largest value that fits."""
+
+    model: ModelRef | None = None
+    workload: Workload = Workload()
+    gpu: str | None = None
+    catalog: Path | None = None
+    max_context: bool = False
+    max_batch: bool = False
+    disk_gbps: float = DEFAULT_DISK_GBPS
+    cpu_gbps: float = DEFAULT_CPU_GBPS
+    host_ram: int | None = Field(default=None, gt=0)  # bytes; None = this machine's RAM
+    verify: bool = False
+
+    @field_validator("disk_gbps")
+    @classmethod
+    def _disk(cls, value: float) -> float:
+        return _positive_rate("disk_gbps", value)
+
+    @field_validator("cpu_gbps")
+    @classmethod
+    def _cpu(cls, value: float) -> float:
+        return _positive_rate("cpu_gbps", value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanRequest:
+        if self.model is None and self.gpu is None:
+            raise SettingError("", "plan needs a MODEL, a --gpu, or both", "e.g. `llm-mem plan --gpu 8GB`")
+        if self.max_context and self.max_batch:
+            raise SettingError("", "ask for --max-context or --max-batch, not both")
+        if (self.max_context or self.max_batch) and self.model is None:
+            raise SettingError("max_context" if self.max_context else "max_batch", "{} needs a MODEL")
+        if self.model is None and self.verify:
+            raise SettingError("verify", "{} needs a MODEL")
+        return self
+
+
+class GpusRequest(_Request):
+    """`llm-mem gpus`: the catalog, with a user file merged in."""
+
+    catalog: Path | None = None
+
+
+class CheckRequest(_Request):
+    """`llm-mem check`: a check file, or one check from flags (`single`: entry fields)."""
+
+    file: Path | None = None
+    single: dict[str, object] = Field(default_factory=dict)  # entry fields given as flags (None: not given)
+    only: tuple[str, ...] = ()
+    junit: Path | None = None
+    catalog: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CheckRequest:
+        given = [k for k, v in self.single.items() if v is not None and v != []]
+        if self.file is not None:
+            if given:
+                raise SettingError(given[0], "{} is for a single check without a file",
+                                   f"put `{given[0]}:` in {self.file}'s entries or defaults")
+            return self
+        if "model" not in given or "gpu" not in given:
+            raise SettingError("", "check needs a FILE, or --model and --gpu for one check",
+                               "e.g. `llm-mem check docs/sizing.yaml` or `llm-mem check --model llama-3.1-8b --gpu L4`")
+        if self.only:
+            raise SettingError("only", "{} picks entries of a check file", "give the FILE, or drop --only")
+        return self

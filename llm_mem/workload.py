@@ -1,0 +1,217 @@
+"""The workload: what the model is asked to do, validated once for every caller.
+
+The CLI, check files and library callers build a :class:`Workload` the same way: from the
+settings the user gave (fields left out keep their defaults). Validation happens here and only
+here: types, ranges, and the cross-field rules (a training flag without ``--train``, a llama.cpp
+cache type on vLLM...). Which fields were given is pydantic's ``model_fields_set``, so a flag
+that does not apply to the mode or runtime is an error rather than silently ignored.
+
+Defaults that depend on the model (the context when none is given) are filled by
+:func:`resolve_workload`, once, before any estimator runs.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llm_mem.choices import (
+    Attention, KvDtype, Logits, MixedPrecision, Offload, Optimizer, Precision, Runtime, TrainMode,
+)
+from llm_mem.errors import CombinationError, SettingError, UsageError, flag_of
+
+if TYPE_CHECKING:
+    from llm_mem.spec import ModelSpec
+
+#: Without --context: 4096 tokens, or the model's max_position_embeddings when smaller; stated in
+#: every report, never silently the model's 128k maximum.
+DEFAULT_CONTEXT = 4096
+# Bounds no real workload reaches; beyond them an input is a typo or an attack, refused in one line
+# (docs/limits.md). Context: 2^26 = 67M tokens, 6.7x Llama 4 Scout's 10M, the longest published.
+MAX_CONTEXT = 2**26
+MAX_BATCH = 2**20  # a million concurrent sequences
+MAX_LORA_RANK = 2**16  # rank 65,536: above every hidden size in the bundled set
+MAX_GPUS = 2**17  # 131,072 GPUs: beyond the largest published training clusters (~100k)
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# The flags that only make sense with --train.
+TRAINING_FIELDS = ("lora_rank", "lora_targets", "optimizer", "mixed_precision", "grad_checkpointing", "zero",
+                   "gpus", "offload")
+
+
+class Workload(BaseModel):
+    """What the model is asked to do. Inference unless ``train`` is set. Part of every report's
+    JSON (``workload``): each setting used, defaults included."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    precision: Precision | None = None  # as requested; None = the checkpoint's own format
+    quant: str | None = None  # a format name (llm_mem.formats), kept as typed
+    context: int = Field(default=DEFAULT_CONTEXT, ge=1, le=MAX_CONTEXT)
+    batch: int = Field(default=1, ge=1, le=MAX_BATCH)
+    kv_dtype: KvDtype = KvDtype.bf16
+    attention: Attention = Attention.sdpa
+    runtime: Runtime = Runtime.transformers
+    logits: Logits = Logits.last
+    train: TrainMode | None = None
+    lora_rank: int = Field(default=16, ge=1, le=MAX_LORA_RANK)
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    optimizer: Optimizer = Optimizer.adamw
+    mixed_precision: MixedPrecision = MixedPrecision.bf16
+    grad_checkpointing: bool = False
+    zero: int = Field(default=0, ge=0, le=3)
+    gpus: int = Field(default=1, ge=1, le=MAX_GPUS)
+    offload: Offload = Offload.none
+
+    def __init__(self, **data: Any) -> None:
+        """Validate; any problem is one SettingError naming the field (never a pydantic traceback)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            field, msg = validation_problem(exc)
+            raise SettingError(field, msg) from None
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _tokens(cls, value: Any) -> Any:
+        from llm_mem.units import parse_tokens
+
+        if isinstance(value, bool):
+            raise ValueError("a token count, not true/false")
+        if isinstance(value, (str, float)):
+            try:
+                return parse_tokens(value)
+            except UsageError as err:
+                raise ValueError(err.one_line()) from None
+        return value
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value: Any) -> Any:
+        if isinstance(value, str) and Precision.parse(value) is Precision.all:
+            raise ValueError("'all' compares precisions side by side (estimate only); a workload needs one")
+        return value
+
+    @field_validator("quant", mode="before")
+    @classmethod
+    def _quant(cls, value: Any) -> Any:
+        from llm_mem.formats import get_format
+
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a format name such as nf4, gptq, awq or Q4_K_M")
+        try:
+            get_format(value)
+        except UsageError as err:
+            raise ValueError(err.one_line()) from None
+        return value.strip()
+
+    @field_validator("lora_targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(t, str) for t in value):
+                raise ValueError("LoRA targets are module names")
+            value = tuple(t.strip() for t in value if t.strip())
+            if not value:
+                raise ValueError("empty list of LoRA target modules")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Workload:
+        if self.train is None:
+            for f in TRAINING_FIELDS:
+                if self.given(f):
+                    if f == "gpus":
+                        raise CombinationError(f, "data-parallel GPUs apply to training",
+                                           "for inference name the count in the GPU, e.g. --gpu 2xL4")
+                    raise CombinationError(f, "{}: training settings apply to training only", "add --train full|lora|qlora, or drop it")
+        else:
+            if self.offload is Offload.parameters and self.zero != 3:
+                raise CombinationError("offload", "{} parameters needs --zero 3",
+                                   "DeepSpeed offloads parameters only in stage 3")
+            if self.offload is Offload.optimizer and self.zero == 0:
+                raise CombinationError("offload", "{} optimizer needs --zero 1, 2 or 3 (ZeRO-Offload)")
+            if self.train is TrainMode.full:
+                if self.quant:
+                    raise CombinationError("quant", "full fine-tuning updates every weight; a quantized base cannot "
+                                       "be trained", "use --train qlora for a 4-bit base")
+                if self.precision in (Precision.fp8, Precision.int8, Precision.int4):
+                    raise CombinationError("precision", f"full fine-tuning trains fp32/bf16/fp16 weights, not "
+                                       f"{self.precision}", "use --train qlora (4-bit base) or --train lora")
+                for f in ("lora_rank", "lora_targets"):
+                    if self.given(f):
+                        raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
+            if self.train is TrainMode.qlora and self.precision is Precision.fp32:
+                raise CombinationError("precision", "qlora keeps the frozen base in nf4; fp32 contradicts it",
+                                   "drop the precision, or use --train lora --precision fp32")
+            if self.given("logits"):
+                raise CombinationError("logits", "{} applies to inference; training always materialises every position")
+        if self.kv_dtype in (KvDtype.q8_0, KvDtype.q4_0) and self.runtime is not Runtime.llamacpp:
+            raise CombinationError("kv_dtype", f"{self.kv_dtype} is a llama.cpp cache type",
+                               "add --runtime llamacpp, or use fp8")
+        return self
+
+    def given(self, name: str) -> bool:
+        """Whether the user set ``name`` to something other than its default. (A default value
+        given explicitly changes nothing, so a JSON dump read back validates.)"""
+        return name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default
+
+
+field_flag = flag_of
+
+
+def validation_problem(exc: ValidationError) -> tuple[str, str]:
+    """(field, message in words) of the first problem in a pydantic ValidationError."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    field = loc[0] if loc else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "enum":
+        enum = Workload.model_fields[field].annotation if field in Workload.model_fields else None
+        msg = choice_problem(field, err.get("input"), enum)
+    elif kind in ("greater_than_equal", "greater_than"):
+        msg = f"{err.get('input')!r} must be at least {ctx.get('ge', ctx.get('gt'))}"
+    elif kind in ("less_than_equal", "less_than"):
+        msg = f"{err.get('input')!r} must be at most {ctx.get('le', ctx.get('lt'))}"
+    elif kind == "extra_forbidden":
+        msg = "unknown setting"
+    elif len(loc) > 1 and loc[-1].isdigit():
+        msg = f"item {int(loc[-1]) + 1}: {msg}"
+    return field, msg
+
+
+def choice_problem(field: str, value: Any, enum: Any) -> str:
+    """"unknown precision 'int3' (choose fp32, bf16, ...)" for a value outside an Enum's choices."""
+    members = [m for m in typing.get_args(enum) if isinstance(m, type)] or [enum]
+    choices = next((m.values() for m in members if isinstance(m, type) and hasattr(m, "values")), ())
+    noun = field.replace("_", " ")
+    return f"unknown {noun} {value!r}" + (f" (choose {', '.join(choices)})" if choices else "")
+
+
+def build_workload(settings: Mapping[str, Any], where: Callable[[str], str] = field_flag) -> Workload:
+    """A validated Workload from the settings a user gave (None values are "not given").
+
+    Every problem is one UsageError naming the setting as ``where(field)`` (a flag for the CLI,
+    ``FILE:LINE: field X`` for a check file)."""
+    given = {k: v for k, v in settings.items() if v is not None}
+    try:
+        return Workload(**given)
+    except SettingError as err:
+        raise err.placed(where(err.field)) from None
+
+
+def resolve_workload(w: Workload, spec: ModelSpec) -> Workload:
+    """Fill the defaults that depend on the model: without --context, 4096 tokens or the model's
+    max_position_embeddings when that is smaller."""
+    mx = spec.max_position_embeddings
+    if "context" not in w.model_fields_set and mx and mx < w.context:
+        return w.model_copy(update={"context": mx})
+    return w
