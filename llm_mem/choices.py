@@ -114,6 +114,14 @@ class Optimizer(Choice):
     lion = "lion"
 
 
+class FlashAttn(Choice):
+    """llama.cpp's --flash-attn: on, off, or auto (on where the backend supports the shapes)."""
+
+    on = "on"
+    off = "off"
+    auto = "auto"
+
+
 class KvDtype(Choice):
     """KV cache element type; q8_0 / q4_0 are llama.cpp's block types."""
 
@@ -121,14 +129,27 @@ class KvDtype(Choice):
     fp16 = "fp16"
     fp32 = "fp32"
     fp8 = "fp8"
+    fp8_e5m2 = "fp8_e5m2"
     q8_0 = "q8_0"
+    q5_1 = "q5_1"
+    q5_0 = "q5_0"
+    q4_1 = "q4_1"
+    iq4_nl = "iq4_nl"
     q4_0 = "q4_0"
 
     @classmethod
     def _missing_(cls, value: Any) -> KvDtype | None:
+        # vLLM spells fp8 as fp8 / fp8_e4m3; llama.cpp spells its cache types f16, f32, bf16
         aliases = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "fp8_e4m3": "fp8", "f16": "fp16",
                    "f32": "fp32"}
         if isinstance(value, str) and value.strip().lower() in aliases:
             return cls(aliases[value.strip().lower()])
         found = super()._missing_(value)
         return found if isinstance(found, KvDtype) else None
+
+
+#: KV cache types llama.cpp's -ctk/-ctv accept (common/arg.cpp kv_cache_types) and those vLLM's
+#: --kv-cache-dtype does (vllm/config/cache.py CacheDType); the rest of KvDtype is generic.
+LLAMACPP_KV = frozenset({KvDtype.fp32, KvDtype.fp16, KvDtype.bf16, KvDtype.q8_0, KvDtype.q5_1, KvDtype.q5_0,
+                         KvDtype.q4_1, KvDtype.iq4_nl, KvDtype.q4_0})
+VLLM_KV = frozenset({KvDtype.bf16, KvDtype.fp16, KvDtype.fp32, KvDtype.fp8, KvDtype.fp8_e5m2})

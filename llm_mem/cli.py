@@ -18,7 +18,16 @@ from pydantic import ValidationError
 
 from llm_mem import __version__
 from llm_mem.choices import (
-    Attention, Choice, KvDtype, Logits, MixedPrecision, Offload, Optimizer, Precision, Runtime, TrainMode,
+    Attention,
+    Choice,
+    KvDtype,
+    Logits,
+    MixedPrecision,
+    Offload,
+    Optimizer,
+    Precision,
+    Runtime,
+    TrainMode,
 )
 from llm_mem.errors import LlmMemError, SettingError, UsageError
 from llm_mem.workload import field_flag, validation_problem

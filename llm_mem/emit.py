@@ -43,9 +43,9 @@ def _stderr_lines(result: Any, as_json: bool) -> list[str]:
 def emit(result: BaseModel, *, as_json: bool) -> int:
     """Print ``result`` and return its exit code."""
     for line in _stderr_lines(result, as_json):
-        print(line, file=sys.stderr)
+        sys.stderr.write(line + "\n")
     if as_json:
-        print(result.model_dump_json(indent=2))
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         from llm_mem.render import render
 

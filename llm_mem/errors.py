@@ -3,7 +3,6 @@ and an optional hint; the CLI turns it into one line on stderr and an exit code.
 
 from __future__ import annotations
 
-
 #: The most characters of a user's value an error message repeats (an attacker's 100 MB string stays out).
 QUOTE_LIMIT = 60
 

@@ -3,7 +3,7 @@ precision, with what largest context, and how (resident, offload or streaming)."
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -83,7 +83,7 @@ def fit_table(gpu: Gpu, count: int | None, workload: Workload) -> FitTable:
             w = workload.model_copy(update={"precision": prec, "quant": None})
             try:
                 small = estimate(m, w.model_copy(update={"context": _CONTEXT_STEP}))
-            except Exception as e:  # noqa: BLE001 - a format the model cannot take is a row, not a crash
+            except Exception as e:
                 rows.append(FitRow(model=entry.id, precision=prec, strategy="none", max_context=None,
                                    bytes_at_4k=None, reason=str(e)))
                 continue

@@ -17,10 +17,10 @@ from llm_mem.catalog import Gpu
 from llm_mem.estimate import estimate
 from llm_mem.estimators.overhead import runtime_overhead
 from llm_mem.report import Report
-from llm_mem.workload import Workload
-from llm_mem.spec import ResolvedModel
 from llm_mem.requests import DEFAULT_CPU_GBPS, DEFAULT_DISK_GBPS
+from llm_mem.spec import ResolvedModel
 from llm_mem.units import GB, GIB, MIB
+from llm_mem.workload import Workload
 
 Strategy = Literal["single", "tensor_parallel", "pipeline", "offload", "streaming"]
 

@@ -68,6 +68,7 @@ class ModelSpec(_Frozen):
     num_heads: int
     num_kv_heads: int
     head_dim: int
+    v_head_dim: int | None = None  # value head width when it differs from the key's (old DeepSeek GGUFs)
     intermediate_size: int
     max_position_embeddings: int | None = None
     tie_word_embeddings: bool = False
@@ -114,10 +115,35 @@ class ModelSpec(_Frozen):
         return self.moe is not None and any(self.moe.moe_layers)
 
 
+class StoredTensor(_Frozen):
+    """One tensor as a checkpoint file stores it (read from a safetensors or GGUF header)."""
+
+    name: str  # as stored: "model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight"
+    layer: int | None  # decoder layer index, None for embeddings, head, final norm, vision tower
+    role: str  # llm_mem.params roles (attn_q, expert_up, embed, lm_head, norm...), "vision", "mmproj", "other"
+    dtype: str  # safetensors dtype (BF16, F8_E4M3, I32...) or ggml type (Q4_K, MXFP4, F32...)
+    numel: int
+    nbytes: int
+
+
+class Checkpoint(_Frozen):
+    """What a model's weight files hold, read from their headers (never the data)."""
+
+    format: Literal["safetensors", "gguf"]
+    files: tuple[str, ...]  # file names (local paths or repo file names), in order
+    total_bytes: int  # exact tensor bytes (headers and padding excluded)
+    dtype_counts: dict[str, int]  # elements per dtype / ggml type
+    tensors: tuple[StoredTensor, ...] = ()  # per tensor, when the source reads them one by one
+    label: str = ""  # e.g. "GGUF Q4_K_M (file type 15)", "safetensors BF16"
+    projector_bytes: int = 0  # a GGUF mmproj file's tensors (vision tower + projector), not in total_bytes
+    adapter_bytes: int = 0  # LoRA adapter files found beside the weights, not in total_bytes
+    notes: tuple[str, ...] = ()
+
+
 class Source(_Frozen):
     """Where a model description came from, shown in every report."""
 
-    kind: Literal["local", "bundled", "hub"]
+    kind: Literal["local", "bundled", "hub", "gguf", "ollama"]
     location: str  # path, bundled file name, or repo id@revision
     note: str | None = None
 
@@ -128,5 +154,10 @@ class ResolvedModel(_Frozen):
     name: str
     spec: ModelSpec
     source: Source
-    checkpoint_dtypes: dict[str, int] | None = None  # safetensors element counts per dtype
+    checkpoint: Checkpoint | None = None  # the weight files' headers, when a source read them
     warnings: tuple[str, ...] = ()
+
+    @property
+    def checkpoint_dtypes(self) -> dict[str, int] | None:
+        """Elements per dtype in the checkpoint's headers (None when not read)."""
+        return self.checkpoint.dtype_counts if self.checkpoint is not None else None

@@ -35,7 +35,7 @@ def parse_size(text: str) -> int:
     value = float(m.group(1)) * _SIZE_UNITS[unit]
     if value <= 0:
         raise UsageError(f"memory size {text!r} must be positive")
-    return int(round(value))
+    return round(value)
 
 
 _TOKENS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)\s*$")

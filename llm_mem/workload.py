@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llm_mem.choices import (
-    Attention, KvDtype, Logits, MixedPrecision, Offload, Optimizer, Precision, Runtime, TrainMode,
+    LLAMACPP_KV,
+    VLLM_KV,
+    Attention,
+    FlashAttn,
+    KvDtype,
+    Logits,
+    MixedPrecision,
+    Offload,
+    Optimizer,
+    Precision,
+    Runtime,
+    TrainMode,
 )
 from llm_mem.errors import CombinationError, SettingError, UsageError, flag_of
 
@@ -36,6 +47,36 @@ MAX_BATCH = 2**20  # a million concurrent sequences
 MAX_LORA_RANK = 2**16  # rank 65,536: above every hidden size in the bundled set
 MAX_GPUS = 2**17  # 131,072 GPUs: beyond the largest published training clusters (~100k)
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+MAX_BLOCK_SIZE = 2**16  # vLLM block sizes are 16-1024 tokens in practice
+MAX_LAYERS = 2**16  # the deepest published models have ~200 layers
+# llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h): the most sequences (server slots) a context holds.
+LLAMACPP_MAX_SEQ = 256
+# Settings each runtime reads; given for another runtime they are an error, never silently ignored.
+RUNTIME_FIELDS: dict[str, frozenset[Runtime]] = {
+    "gpu_memory_utilization": frozenset({Runtime.vllm}),
+    "max_num_seqs": frozenset({Runtime.vllm}),
+    "max_num_batched_tokens": frozenset({Runtime.vllm}),
+    "block_size": frozenset({Runtime.vllm}),
+    "enforce_eager": frozenset({Runtime.vllm}),
+    "tensor_parallel_size": frozenset({Runtime.vllm}),
+    "data_parallel_size": frozenset({Runtime.vllm}),
+    "enable_expert_parallel": frozenset({Runtime.vllm}),
+    "pipeline_parallel_size": frozenset({Runtime.vllm, Runtime.llamacpp, Runtime.transformers}),
+    "flash_attn": frozenset({Runtime.llamacpp}),
+    "ubatch_size": frozenset({Runtime.llamacpp}),
+    "batch_size": frozenset({Runtime.llamacpp}),
+    "parallel": frozenset({Runtime.llamacpp}),
+    "n_gpu_layers": frozenset({Runtime.llamacpp}),
+    "n_cpu_moe": frozenset({Runtime.llamacpp}),
+    "attention": frozenset({Runtime.transformers}),
+    "logits": frozenset({Runtime.transformers}),
+}
+# The hint for a setting given to the wrong runtime: the runtime's own knob for the same thing.
+_RUNTIME_HINTS = {
+    "attention": "vLLM always uses its flash-attention kernels; llama.cpp's knob is --flash-attn on|off|auto",
+    "flash_attn": "with transformers use --attention flash|sdpa|eager",
+    "parallel": "llama.cpp's server slots; with vLLM and transformers use --batch",
+}
 # The flags that only make sense with --train.
 TRAINING_FIELDS = ("lora_rank", "lora_targets", "optimizer", "mixed_precision", "grad_checkpointing", "zero",
                    "gpus", "offload")
@@ -64,6 +105,24 @@ class Workload(BaseModel):
     zero: int = Field(default=0, ge=0, le=3)
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)
     offload: Offload = Offload.none
+    # ---- parallel layout (vLLM's flag names; llm_mem.layout) ----
+    tensor_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    pipeline_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    data_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    enable_expert_parallel: bool = False
+    # ---- vLLM (None: vLLM's own default, resolved from the GPU by llm_mem.runtimes.vllm) ----
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_BATCH)
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    block_size: int | None = Field(default=None, ge=1, le=MAX_BLOCK_SIZE)
+    enforce_eager: bool = False
+    # ---- llama.cpp (None: llama.cpp's default, resolved by llm_mem.runtimes.llamacpp) ----
+    flash_attn: FlashAttn = FlashAttn.auto
+    ubatch_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    parallel: int | None = Field(default=None, ge=1, le=LLAMACPP_MAX_SEQ)
+    n_gpu_layers: int | None = Field(default=None, ge=0, le=MAX_LAYERS)
+    n_cpu_moe: int | None = Field(default=None, ge=0, le=MAX_LAYERS)
 
     def __init__(self, **data: Any) -> None:
         """Validate; any problem is one SettingError naming the field (never a pydantic traceback)."""
@@ -129,33 +188,70 @@ class Workload(BaseModel):
                 if self.given(f):
                     if f == "gpus":
                         raise CombinationError(f, "data-parallel GPUs apply to training",
-                                           "for inference name the count in the GPU, e.g. --gpu 2xL4")
-                    raise CombinationError(f, "{}: training settings apply to training only", "add --train full|lora|qlora, or drop it")
+                                               "for inference name the count in the GPU, e.g. --gpu 2xL4")
+                    raise CombinationError(f, "{}: training settings apply to training only",
+                                           "add --train full|lora|qlora, or drop it")
         else:
-            if self.offload is Offload.parameters and self.zero != 3:
-                raise CombinationError("offload", "{} parameters needs --zero 3",
-                                   "DeepSpeed offloads parameters only in stage 3")
-            if self.offload is Offload.optimizer and self.zero == 0:
-                raise CombinationError("offload", "{} optimizer needs --zero 1, 2 or 3 (ZeRO-Offload)")
-            if self.train is TrainMode.full:
-                if self.quant:
-                    raise CombinationError("quant", "full fine-tuning updates every weight; a quantized base cannot "
-                                       "be trained", "use --train qlora for a 4-bit base")
-                if self.precision in (Precision.fp8, Precision.int8, Precision.int4):
-                    raise CombinationError("precision", f"full fine-tuning trains fp32/bf16/fp16 weights, not "
-                                       f"{self.precision}", "use --train qlora (4-bit base) or --train lora")
-                for f in ("lora_rank", "lora_targets"):
-                    if self.given(f):
-                        raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
-            if self.train is TrainMode.qlora and self.precision is Precision.fp32:
-                raise CombinationError("precision", "qlora keeps the frozen base in nf4; fp32 contradicts it",
-                                   "drop the precision, or use --train lora --precision fp32")
-            if self.given("logits"):
-                raise CombinationError("logits", "{} applies to inference; training always materialises every position")
-        if self.kv_dtype in (KvDtype.q8_0, KvDtype.q4_0) and self.runtime is not Runtime.llamacpp:
-            raise CombinationError("kv_dtype", f"{self.kv_dtype} is a llama.cpp cache type",
-                               "add --runtime llamacpp, or use fp8")
+            self._check_training()
+        self._check_runtime()
         return self
+
+    def _check_training(self) -> None:
+        if self.offload is Offload.parameters and self.zero != 3:
+            raise CombinationError("offload", "{} parameters needs --zero 3",
+                                   "DeepSpeed offloads parameters only in stage 3")
+        if self.offload is Offload.optimizer and self.zero == 0:
+            raise CombinationError("offload", "{} optimizer needs --zero 1, 2 or 3 (ZeRO-Offload)")
+        if self.train is TrainMode.full:
+            if self.quant:
+                raise CombinationError("quant", "full fine-tuning updates every weight; a quantized base cannot "
+                                       "be trained", "use --train qlora for a 4-bit base")
+            if self.precision in (Precision.fp8, Precision.int8, Precision.int4):
+                raise CombinationError("precision", f"full fine-tuning trains fp32/bf16/fp16 weights, not "
+                                       f"{self.precision}", "use --train qlora (4-bit base) or --train lora")
+            for f in ("lora_rank", "lora_targets"):
+                if self.given(f):
+                    raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
+        if self.train is TrainMode.qlora and self.precision is Precision.fp32:
+            raise CombinationError("precision", "qlora keeps the frozen base in nf4; fp32 contradicts it",
+                                   "drop the precision, or use --train lora --precision fp32")
+        if self.given("logits"):
+            raise CombinationError("logits", "{} applies to inference; training always materialises every position")
+        for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
+                     "enable_expert_parallel"):
+            if self.given(name):
+                raise CombinationError(name, "{} is a serving layout; training layouts are --zero and --gpus")
+
+    def _check_runtime(self) -> None:
+        """Settings that the chosen runtime does not read are errors, and so are values it refuses."""
+        for name, runtimes in RUNTIME_FIELDS.items():
+            if self.runtime not in runtimes and self.given(name):
+                names = " or ".join(str(r) for r in sorted(runtimes))
+                raise CombinationError(name, f"{{}} is a {names} setting; {self.runtime} does not read it",
+                                       _RUNTIME_HINTS.get(name, f"add --runtime {sorted(runtimes)[0]}, or drop it"))
+        if self.runtime is Runtime.llamacpp and self.kv_dtype not in LLAMACPP_KV:
+            raise CombinationError("kv_dtype", f"llama.cpp has no {self.kv_dtype} KV cache",
+                                   "llama.cpp caches in f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, iq4_nl or q4_0")
+        if self.runtime is not Runtime.llamacpp and self.kv_dtype in LLAMACPP_KV - VLLM_KV:
+            raise CombinationError("kv_dtype", f"{self.kv_dtype} is a llama.cpp cache type",
+                                   "add --runtime llamacpp, or use fp8")
+        if self.runtime is Runtime.transformers and self.kv_dtype is KvDtype.fp8_e5m2:
+            raise CombinationError("kv_dtype", "transformers' caches hold the compute dtype; fp8_e5m2 is vLLM's",
+                                   "add --runtime vllm")
+        if self.parallel is not None and self.given("batch") and self.parallel != self.batch:
+            raise CombinationError("parallel", f"{{}} {self.parallel} slots but --batch {self.batch} sequences",
+                                   "for llama.cpp they are the same: give one")
+        if self.n_cpu_moe is not None and self.n_gpu_layers is not None and self.n_cpu_moe > self.n_gpu_layers:
+            raise CombinationError("n_cpu_moe", "{} counts layers whose experts stay on the CPU; it exceeds "
+                                   "--n-gpu-layers", "lower it, or raise --n-gpu-layers")
+        if self.ubatch_size is not None and self.batch_size is not None and self.ubatch_size > self.batch_size:
+            raise CombinationError("ubatch_size", "{} is larger than --batch-size (llama.cpp clamps it)",
+                                   "llama.cpp's physical batch is at most its logical batch")
+
+    @property
+    def layout_gpus(self) -> int:
+        """GPUs the serving layout spans: tensor x pipeline x data parallel."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     def given(self, name: str) -> bool:
         """Whether the user set ``name`` to something other than its default. (A default value

@@ -38,7 +38,7 @@ def main() -> None:
     models.mkdir(parents=True)
     entries = []
     for d in sorted(Path(args.shared).iterdir()):
-        files = [f for f in d.glob("config*.json")]
+        files = list(d.glob("config*.json"))
         if not files:
             continue
         files.sort(key=lambda f: next(i for i, p in enumerate(PREFERENCE) if f.name.startswith(p)))
@@ -47,7 +47,7 @@ def main() -> None:
         shutil.copy(f, models / f"{d.name}.json")
         prov = "downloaded" if f.name == "config.json" else f.name.removeprefix("config.").removesuffix(".json")
         entries.append({"id": repo, "file": f"{d.name}.json", "provenance": prov})
-    import extra_configs  # noqa: E402  (scripts/ is on sys.path when run as a script)
+    import extra_configs
 
     for repo, cfg, prov in extra_configs.EXTRA:
         fname = repo.replace("/", "__") + ".json"

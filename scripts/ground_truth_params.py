@@ -182,7 +182,7 @@ def main() -> int:
             try:
                 rec = count(json.loads(path.read_text()))
                 print(f"{key}: {rec['total']:,}", file=sys.stderr)
-            except Exception as e:  # noqa: BLE001 - recorded, reported, continue
+            except Exception as e:
                 rec = {"error": f"{type(e).__name__}: {e}"}
                 failures.append((key, rec["error"]))
                 print(f"{key}: FAILED {rec['error']}", file=sys.stderr)

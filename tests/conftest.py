@@ -4,7 +4,6 @@ import os
 import socket
 
 import pytest
-
 from fakehub import FakeHub
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -206,14 +206,14 @@ class _HubHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "FakeHub/1.0"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence stderr logging
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     # -- dispatch -----------------------------------------------------------------------------
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._dispatch(head=True)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch(head=False)
 
     def _dispatch(self, head: bool) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks" / "activations"))
-import compare  # noqa: E402
+import compare
 
 ROWS = compare.rows()
 

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_mem.catalog import detect as detect_mod
-from llm_mem.catalog import load as load_mod
 from llm_mem.catalog import (
     CONTEXT_RESERVE_BYTES,
     DRIVER_RESERVE_BYTES,
@@ -29,6 +27,8 @@ from llm_mem.catalog import (
     request_from_detected,
     resolve_gpu,
 )
+from llm_mem.catalog import detect as detect_mod
+from llm_mem.catalog import load as load_mod
 from llm_mem.errors import CatalogError, UsageError
 from llm_mem.units import GB, GIB, MIB
 

@@ -15,10 +15,9 @@ import urllib.request
 
 import huggingface_hub as hh
 import pytest
+from fakehub import FakeHub, Request, make_safetensors, make_sharded
 from huggingface_hub import constants
 from huggingface_hub import errors as e
-
-from fakehub import FakeHub, Request, make_safetensors, make_sharded
 
 CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "torch_dtype": "bfloat16"}
 CONFIG_BYTES = json.dumps(CONFIG, indent=2).encode()
@@ -66,7 +65,7 @@ def test_fixture_environment(fake_hub, tmp_path):
     assert constants.HF_TOKEN_PATH.startswith(str(tmp_path))
     assert constants.HF_HUB_OFFLINE is False and constants.HF_HUB_DISABLE_TELEMETRY is True
     # constants.ENDPOINT stays what it was at import: requests reach the fake only through endpoint=
-    assert constants.ENDPOINT != fake_hub.endpoint
+    assert fake_hub.endpoint != constants.ENDPOINT
     assert hh.get_token() is None
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from fakehub import make_safetensors, make_sharded
 from typer.testing import CliRunner
 
-from fakehub import make_safetensors, make_sharded
 from llm_mem.cli import app
 
 CFG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 256, "num_hidden_layers": 2,

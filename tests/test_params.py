@@ -77,4 +77,4 @@ def test_largest_layer_of_405b_is_the_embedding():
     # 128256 x 16384 = 2.1B parameters, more than one decoder layer (3.25B: 0.6B attention + 2.6B MLP)
     c = count_parameters(parse_config(load_config_file(DATA / "hf-configs/meta-llama__Llama-3.1-405B/config.json")))
     assert c.embedding == 128256 * 16384
-    assert c.largest_layer == max(max(c.per_layer), c.embedding)
+    assert c.largest_layer == max(*c.per_layer, c.embedding)

@@ -215,7 +215,7 @@ def test_seed002_fp32_does_not_fit_one_t4():
 
 def test_seed002_fp16_fits_one_t4_with_the_context_it_leaves():
     d = cli("plan", "huggyllama/llama-7b", "--gpu", "T4", "--precision", "fp16", "--max-context")
-    assert 2 * LLAMA7B < _usable("T4-16GB")
+    assert _usable("T4-16GB") > 2 * LLAMA7B
     # weights 13.48 GB + 0.52 MB of KV per token + workspace in 15.30 GB: between 1k and the model's 2k
     assert 1024 <= d["largest"] <= 2048
     assert d["plan"]["recommended"]["strategy"] == "single"

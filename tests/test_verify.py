@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llm_mem.cli import app  # noqa: E402
+from llm_mem.cli import app
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()

@@ -40,7 +40,7 @@ def test_gguf_block_layouts():
 
 def test_bnb_nf4_double_quant_bits():
     # QLoRA paper: 4 bits + 8/64 (quantized absmax) + 32/(64*256) (second-level constants) = 4.127
-    assert BNB4_DQ_BPW == pytest.approx(4.127, abs=1e-3)
+    assert pytest.approx(4.127, abs=1e-3) == BNB4_DQ_BPW
 
 
 def test_405b_nf4_keeps_embedding_and_head_in_bf16():

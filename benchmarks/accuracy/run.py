@@ -624,7 +624,7 @@ def compare(spec: Spec) -> tuple[float, str]:
 
 
 def run_case(cid: str, spec: Spec, cases: dict[str, dict]) -> Result:
-    base_id = spec.source_case or cid.split("#")[0]
+    base_id = spec.source_case or cid.split("#", maxsplit=1)[0]
     case = cases[base_id]
     kind = case["kind"] if base_id == cid or spec.variant else f"{spec.component} (from {case['kind']} case)"
     meas, unit = measured_value(case, spec)

@@ -397,7 +397,7 @@ def main():
                 for ckpt in ckpts:
                     want_detail = (b, s) == detail_shape
                     res, dt, det = measure(model, layers, desc, b, s, attn, ckpt, detail=want_detail)
-                    rec = dict(model=key, **{k: v for k, v in desc.items()}, experts_impl=experts_impl,
+                    rec = dict(model=key, **dict(desc.items()), experts_impl=experts_impl,
                                batch=b, seq=s, attn=attn, checkpointing=ckpt, dtype="bfloat16", **res,
                                forward_seconds=round(dt, 2))
                     records.append(rec)

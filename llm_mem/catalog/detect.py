@@ -11,7 +11,14 @@ from typing import Any
 
 from llm_mem.catalog.load import load_catalog
 from llm_mem.catalog.model import (
-    CONTEXT_RESERVE_BYTES, DRIVER_RESERVE_BYTES, Catalog, Gpu, Vendor, _tokens, derive_usable, lookup_key,
+    CONTEXT_RESERVE_BYTES,
+    DRIVER_RESERVE_BYTES,
+    Catalog,
+    Gpu,
+    Vendor,
+    _tokens,
+    derive_usable,
+    lookup_key,
 )
 from llm_mem.units import GIB, MIB
 

@@ -22,7 +22,13 @@ streaming) -- and leaves at least ``min_headroom`` of each GPU's budget free.
 
 from llm_mem.check.evaluate import evaluate, run_checks, select
 from llm_mem.check.file import (
-    Check, CheckSet, headroom_bytes, load_checks, parse_checks, parse_headroom, single_check,
+    Check,
+    CheckSet,
+    headroom_bytes,
+    load_checks,
+    parse_checks,
+    parse_headroom,
+    single_check,
 )
 from llm_mem.check.report import SCHEMA_VERSION, CheckReport, CheckResult, junit_xml
 

@@ -3,9 +3,11 @@ judge it (pass / fail / error)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
 
-from llm_mem.check.file import RESIDENT_STRATEGIES as RESIDENT, Check, CheckSet, headroom_bytes
+from llm_mem.check.file import RESIDENT_STRATEGIES as RESIDENT
+from llm_mem.check.file import Check, CheckSet, headroom_bytes
 from llm_mem.check.report import CheckReport, CheckResult, Status
 from llm_mem.errors import LlmMemError, UsageError
 from llm_mem.units import fmt_gb

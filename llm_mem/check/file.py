@@ -325,7 +325,7 @@ def single_check(options: dict[str, Any], catalog: Catalog) -> CheckSet:
     fields; None values are left at their defaults. Errors name the flag."""
     raw = {k: v for k, v in options.items() if v is not None and v != []}
     raw.setdefault("name", f"{raw.get('model', '?')} on {raw.get('gpu', '?')}")
-    flag: Callable[[str], str] = lambda f: f"--{f.replace('_', '-')}"  # noqa: E731
+    flag: Callable[[str], str] = lambda f: f"--{f.replace('_', '-')}"
     try:
         return CheckSet(file=None, checks=[_build(raw, catalog, "", None, flag)])
     except CheckFileError as err:

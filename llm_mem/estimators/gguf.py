@@ -179,15 +179,11 @@ def _mix_type(ft: str, t: str, role: str, layer: int | None, in_f: int, m: GgufM
             t = "Q4_K"
         elif ft == "IQ3_XXS":
             t = "Q4_K" if m.n_gqa >= 4 else "IQ3_XXS" if m.imatrix else "IQ3_S"
-        elif ft in ("IQ3_XS", "IQ3_S") and m.n_gqa >= 4:
-            t = "Q4_K"
-        elif ft == "IQ3_M":
+        elif (ft in ("IQ3_XS", "IQ3_S") and m.n_gqa >= 4) or ft == "IQ3_M":
             t = "Q4_K"
         elif ft == "Q3_K_M":
             t = "Q5_K" if i_v < 2 else "Q4_K"
-        elif ft == "Q3_K_L":
-            t = "Q5_K"
-        elif ft in ("IQ4_NL", "IQ4_XS") and m.n_gqa >= 4:
+        elif ft == "Q3_K_L" or (ft in ("IQ4_NL", "IQ4_XS") and m.n_gqa >= 4):
             t = "Q5_K"
         elif ft in ("Q4_K_M", "Q5_K_M") and use_more_bits(i_v, m.n_attention_wv):
             t = "Q6_K"

@@ -8,7 +8,11 @@ from functools import lru_cache
 
 from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
 from llm_mem.formats import (
-    BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, Format, get_format,
+    BNB4_BPW,
+    BNB4_DQ_BPW,
+    MXFP4_BPW,
+    Format,
+    get_format,
 )
 from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec, QuantConfig

@@ -10,9 +10,18 @@ from pathlib import Path
 from llm_mem.errors import ModelNotFoundError
 from llm_mem.sources.bundled import close_matches, find_bundled, load_bundled_config
 from llm_mem.sources.parse import parse_config
-from llm_mem.spec import ModelSpec, ResolvedModel, Source
+from llm_mem.spec import Checkpoint, ModelSpec, ResolvedModel, Source
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
+
+
+def _counts(dtypes: dict[str, int] | None) -> Checkpoint | None:
+    """A safetensors checkpoint known by its element counts per dtype."""
+    if dtypes is None:
+        return None
+    from llm_mem.estimators.weights import checkpoint_bytes
+
+    return Checkpoint(format="safetensors", files=(), total_bytes=checkpoint_bytes(dtypes), dtype_counts=dtypes)
 
 
 def _quiet(message: str) -> AbstractContextManager[object]:
@@ -44,7 +53,7 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         raw, dtypes, where = load_local(path)
         spec = parse_config(raw)
         return ResolvedModel(name=name if config is None else str(name), spec=spec,
-                             source=Source(kind="local", location=where), checkpoint_dtypes=dtypes,
+                             source=Source(kind="local", location=where), checkpoint=_counts(dtypes),
                              warnings=_warnings(spec))
     bundled = find_bundled(name) if revision is None else None
     if bundled is not None:
@@ -69,4 +78,4 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         spec = parse_config(raw)
         dtypes, note = hub.fetch_safetensors_dtypes(name, revision, token)
     return ResolvedModel(name=name, spec=spec, source=Source(kind="hub", location=where, note=note),
-                         checkpoint_dtypes=dtypes, warnings=_warnings(spec))
+                         checkpoint=_counts(dtypes), warnings=_warnings(spec))

@@ -56,7 +56,7 @@ def load_bundled_config(model: BundledModel) -> dict[str, Any]:
 
 def close_matches(name: str, n: int = 3) -> list[str]:
     """Bundled names that look like `name`, for "did you mean" hints."""
-    keys = {k: m for k, m in _index().items()}
+    keys = dict(_index().items())
     hits = difflib.get_close_matches(name.lower(), list(keys), n=n * 3, cutoff=0.6)
     out: list[str] = []
     for h in hits:

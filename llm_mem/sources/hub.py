@@ -102,6 +102,6 @@ def fetch_safetensors_dtypes(repo_id: str, revision: str | None, token: str | No
             repo_id, revision=revision, timeout=TIMEOUT_S)
     except e.NotASafetensorsRepoError:
         return None, "no safetensors checkpoint in the repo: sizes from config.json only"
-    except Exception as exc:  # noqa: BLE001 - header metadata is optional; say why and go on
+    except Exception as exc:
         return None, f"safetensors headers not read ({type(exc).__name__}): sizes from config.json only"
     return {str(k): int(v) for k, v in meta.parameter_count.items()}, None

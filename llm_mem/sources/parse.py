@@ -207,7 +207,7 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
 
     if family in LLAMA_LIKE or family == "generic":
         bias = bool(cfg.get("attention_bias", False))
-        kw.update(qkv_bias=bias or family == "qwen2" or family == "qwen2_moe", o_bias=bias,
+        kw.update(qkv_bias=bias or family in {"qwen2", "qwen2_moe"}, o_bias=bias,
                   mlp_bias=bool(cfg.get("mlp_bias", False)),
                   qk_norm=family in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2"),
                   attention_sinks=family == "gpt_oss")

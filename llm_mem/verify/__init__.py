@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from llm_mem.report import Report
     from llm_mem.spec import ResolvedModel
 
-__all__ = ["run_verify", "render_verify"]
+__all__ = ["render_verify", "run_verify"]
 
 
 def run_verify(resolved: ResolvedModel, report: Report, **kwargs: Any) -> Report:

@@ -44,7 +44,7 @@ def raw_config(resolved: ResolvedModel) -> dict[str, Any]:
         import huggingface_hub as hh
 
         path = hh.hf_hub_download(repo, "config.json", revision=revision or None, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - any cache miss becomes one line
+    except Exception as exc:
         raise VerifyError(f"config.json of {repo} is not in the Hugging Face cache ({type(exc).__name__})",
                           "run the estimate once online, or pass --config PATH") from None
     return load_config_file(Path(path))

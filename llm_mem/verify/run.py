@@ -115,8 +115,8 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
     with measured components in place of the estimate and `report.verify` filled in."""
     torch, transformers = _require_torch()
     from llm_mem.verify import measure as ms
-    from llm_mem.verify.tracker import make_tracker
     from llm_mem.verify.calibrate import calibrate, comparison, extrapolate, measured_components
+    from llm_mem.verify.tracker import make_tracker
 
     w = report.workload
     if w.runtime != "transformers":
@@ -233,7 +233,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
         # line through both, so parts that do not grow with the context are not scaled
         runs = []
         for c in ([context] if context == w.context else [max(1, context // 2), context]):
-            m = ms.Measurement(device=device_name, device_type=device.type, method=getattr(tracker, "method"),
+            m = ms.Measurement(device=device_name, device_type=device.type, method=tracker.method,
                                dtype=_DTYPE_LABEL[dtype] + (f" + bitsandbytes {fmt}" if quant_bnb else ""),
                                attention=attn_used, context=c, batch=w.batch, n_layers=n_red,
                                weights_measured=weights_measured, parts=parts)
@@ -305,9 +305,7 @@ def _lora_targets(model: Any, names: tuple[str, ...], notes: list[str]) -> Any:
     out = []
     for full, mod in model.named_modules():
         leaf = full.rsplit(".", 1)[-1]
-        if isinstance(mod, torch.nn.Linear) and mod is not head and leaf in wanted:
-            out.append(full)
-        elif "experts" in wanted and leaf == "experts":
+        if (isinstance(mod, torch.nn.Linear) and mod is not head and leaf in wanted) or ("experts" in wanted and leaf == "experts"):
             out.append(full)
     if not out:
         raise VerifyError(f"no module of this model is named {', '.join(names)}", "check --lora-targets")

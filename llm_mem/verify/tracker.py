@@ -22,9 +22,9 @@ blocks of the CPU flash-attention kernel), and allocator rounding/caching. On CP
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
-
 
 _SLOW_CPU_MATMULS: set = set()
 
@@ -38,7 +38,7 @@ class CudaTracker:
     def __init__(self, mod: Any, device: Any) -> None:
         self.mod, self.device = mod, device
 
-    def __enter__(self) -> "CudaTracker":
+    def __enter__(self) -> CudaTracker:
         self.mod.synchronize(self.device)
         self.mod.reset_peak_memory_stats(self.device)
         return self
@@ -140,8 +140,7 @@ def _make_live_tracker() -> Any:
             ref = weakref.ref(st, lambda r, key=key, n=n: self._freed(key, n, r))
             self._refs[key] = ref
             self._live += n
-            if self._live > self._peak:
-                self._peak = self._live
+            self._peak = max(self._peak, self._live)
 
         def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
             if func in _SLOW_CPU_MATMULS and self.device_type == "cpu":
@@ -150,10 +149,8 @@ def _make_live_tracker() -> Any:
             inputs: set[int] = set()
             for a in tree_flatten((args, kwargs or {}))[0]:
                 if isinstance(a, torch.Tensor) and a.device.type == self.device_type:
-                    try:
+                    with contextlib.suppress(RuntimeError, NotImplementedError):
                         inputs.add(a.untyped_storage().data_ptr())
-                    except (RuntimeError, NotImplementedError):
-                        pass
             for t in tree_flatten(out)[0]:
                 if isinstance(t, torch.Tensor):
                     self._track(t, inputs)
