@@ -14,7 +14,7 @@ from llm_mem.workload import resolve_workload
 
 if TYPE_CHECKING:
     from llm_mem.check import CheckReport
-    from llm_mem.fit import FitTable
+    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
@@ -38,14 +38,19 @@ def run_estimate(req: EstimateRequest, progress: Progress | None = None) -> Repo
     """The breakdown of one model and workload, or one per precision with `compare_precisions`."""
     from llm_mem.estimate import estimate
 
+    gpu = None
+    if req.gpu is not None:
+        from llm_mem.catalog import load_catalog, resolve_gpu
+
+        gpu = resolve_gpu(req.gpu, load_catalog(req.catalog)).gpu
     model = resolve(req.model, progress)
     w = resolve_workload(req.workload, model.spec)
     if req.compare_precisions:
         from llm_mem.results import PrecisionComparison
 
         return PrecisionComparison(model=model.name, precisions={
-            str(p): estimate(model, w.model_copy(update={"precision": p})) for p in COMPARED_PRECISIONS})
-    report = estimate(model, w)
+            str(p): estimate(model, w.model_copy(update={"precision": p}), gpu) for p in COMPARED_PRECISIONS})
+    report = estimate(model, w, gpu)
     if req.verify:
         from llm_mem.verify import run_verify
 
@@ -60,7 +65,7 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
 
     cat = load_catalog(req.catalog)
     if req.model is None:
-        from llm_mem.fit import fit_table
+        from llm_mem.planner.fit import fit_table
 
         assert req.gpu is not None  # PlanRequest's validator: a model, a GPU, or both
         r = resolve_gpu(req.gpu, cat)
@@ -68,7 +73,7 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
     model = resolve(req.model, progress)
     w = resolve_workload(req.workload, model.spec)
     reqs = [resolve_gpu(req.gpu, cat)] if req.gpu else [resolve_gpu(g, cat) for g in pl.DEFAULT_PLAN_GPUS]
-    targets = [(r.gpu, r.count) for r in reqs]
+    targets: list[pl.Target] = [(r.gpu, r.count) for r in reqs]
     report = None
     if req.verify:
         from llm_mem.estimate import estimate

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from llm_mem import __version__
 from llm_mem.choices import (
     Attention,
+    FlashAttn,
     Choice,
     KvDtype,
     Logits,
@@ -92,34 +93,70 @@ def _choice(enum: type[Choice], noun: str, *decls: str, help: str) -> Any:
 
 
 # ---- the workload options, declared once, added to estimate and plan ----------------------------
+# Engine knobs keep the engines' own flag names (vLLM's `vllm serve`, llama.cpp's llama-server).
+def _opt(annotation: Any, *decls: str, help: str) -> Any:
+    return Annotated[Optional[annotation], typer.Option(*decls, help=help, show_default=False)]
+
+
 WORKLOAD_OPTIONS: dict[str, Any] = {
-    "precision": Annotated[Optional[str], _choice(Precision, "precision", "--precision", "-p",
-                                                  help="fp32, bf16, fp16, fp8, int8, int4 (= bnb nf4), or `all` (estimate).")],
+    "precision": Annotated[Optional[str], _choice(
+        Precision, "precision", "--precision", "-p",
+        help="fp32, bf16, fp16, fp8, int8, int4 (= bnb nf4; llama.cpp: Q4_K_M), or `all` (estimate).")],
     "quant": Annotated[Optional[str], typer.Option(
-        "--quant", "-q", help="Format: nf4, fp4, gptq, awq, mxfp4, fp8, int8, or a GGUF type (Q8_0, Q4_K_M, IQ2_XS...).",
+        "--quant", "-q", show_default=False,
+        help="Format: nf4, fp4, gptq, awq, mxfp4, fp8, w8a8, w4a16, nvfp4, or a GGUF type (Q4_K_M, IQ2_XS...; "
+             "runs on llama.cpp).",
         autocompletion=lambda: sorted(__import__("llm_mem.formats", fromlist=["ALL_FORMATS"]).ALL_FORMATS))],
-    "context": Annotated[Optional[str], typer.Option(
-        "--context", "--seq", "-c",
-        help="Tokens per sequence: 4096, 32k, 128k (default: 4096, or the model's maximum if smaller).")],
-    "batch": Annotated[Optional[int], typer.Option("--batch", "-b", help="Sequences in the batch (default 1).")],
-    "kv_dtype": Annotated[Optional[str], _choice(KvDtype, "KV cache dtype", "--kv-dtype",
-                                                 help="KV cache dtype (default bf16).")],
-    "attention": Annotated[Optional[str], _choice(Attention, "attention", "--attention", help="Attention kernel (default sdpa).")],
-    "runtime": Annotated[Optional[str], _choice(Runtime, "runtime", "--runtime", help="Serving engine (default transformers).")],
+    "context": _opt(str, "--context", "--seq", "--max-model-len", "-c",
+                    help="Tokens per sequence: 4096, 32k, 128k (default: 4096, or the model's maximum if smaller)."),
+    "batch": _opt(int, "--batch", "-b", help="Sequences served at once (default 1)."),
+    "kv_dtype": Annotated[Optional[str], _choice(KvDtype, "KV cache dtype", "--kv-dtype", "--kv-cache-dtype",
+                                                 help="KV cache dtype (default bf16; llama.cpp f16).")],
+    "attention": Annotated[Optional[str], _choice(Attention, "attention", "--attention",
+                                                  help="transformers' kernel (default: sdpa, eager where the "
+                                                       "family has no SDPA).")],
+    "runtime": Annotated[Optional[str], _choice(Runtime, "runtime", "--runtime",
+                                                help="Serving engine (default transformers; llama.cpp for GGUF).")],
     "logits": Annotated[Optional[str], _choice(Logits, "logits mode", "--logits",
                                                help="last (generate) or full (evaluation, prompt logprobs).")],
-    "train": Annotated[Optional[str], _choice(TrainMode, "training mode", "--train", help="Fine-tune: full, lora or qlora.")],
-    "lora_rank": Annotated[Optional[int], typer.Option("--lora-rank", help="LoRA rank r (default 16).")],
-    "lora_targets": Annotated[Optional[str], typer.Option(
-        "--lora-targets", help="Comma-separated modules (default q,k,v,o,gate,up,down projections; `all-linear`).")],
-    "optimizer": Annotated[Optional[str], _choice(Optimizer, "optimizer", "--optimizer", help="Optimizer (default adamw).")],
+    "tensor_parallel_size": _opt(int, "--tensor-parallel-size", "-tp", help="vLLM tensor-parallel GPUs."),
+    "pipeline_parallel_size": _opt(int, "--pipeline-parallel-size", "-pp", help="vLLM pipeline stages."),
+    "data_parallel_size": _opt(int, "--data-parallel-size", "-dp", help="vLLM data-parallel ranks (attention DP)."),
+    "enable_expert_parallel": Annotated[Optional[bool], typer.Option(
+        "--enable-expert-parallel/--no-enable-expert-parallel", "-ep", show_default=False,
+        help="vLLM: split MoE experts over TP x DP GPUs.")],
+    "gpu_memory_utilization": _opt(float, "--gpu-memory-utilization",
+                                   help="vLLM: share of the GPU it may use (default: unset, measured)."),
+    "max_num_seqs": _opt(int, "--max-num-seqs", help="vLLM: most sequences per step (default from the GPU)."),
+    "max_num_batched_tokens": _opt(int, "--max-num-batched-tokens",
+                                   help="vLLM: most tokens per step (default from the GPU)."),
+    "block_size": _opt(int, "--block-size", help="vLLM: tokens per KV block (default 64)."),
+    "enforce_eager": Annotated[Optional[bool], typer.Option(
+        "--enforce-eager/--no-enforce-eager", show_default=False, help="vLLM: no CUDA graphs.")],
+    "flash_attn": Annotated[Optional[str], _choice(FlashAttn, "flash-attn mode", "--flash-attn", "-fa",
+                                                   help="llama.cpp: on, off or auto (default auto).")],
+    "ubatch_size": _opt(int, "--ubatch-size", "-ub", help="llama.cpp: physical batch (default 512)."),
+    "batch_size": _opt(int, "--batch-size", help="llama.cpp: logical batch, its -b (default 2048)."),
+    "parallel": _opt(int, "--parallel", "-np", help="llama.cpp: server slots (= --batch)."),
+    "n_gpu_layers": _opt(int, "--n-gpu-layers", "-ngl", help="llama.cpp: layers on the GPU, the output layer "
+                                                               "counted (default all)."),
+    "n_cpu_moe": _opt(int, "--n-cpu-moe", "-ncmoe", help="llama.cpp: keep the experts of the first N layers on "
+                                                          "the CPU."),
+    "train": Annotated[Optional[str], _choice(TrainMode, "training mode", "--train",
+                                              help="Fine-tune: full, lora or qlora.")],
+    "lora_rank": _opt(int, "--lora-rank", help="LoRA rank r (default 16)."),
+    "lora_targets": _opt(str, "--lora-targets",
+                         help="Comma-separated modules (default q,k,v,o,gate,up,down projections; `all-linear`)."),
+    "optimizer": Annotated[Optional[str], _choice(Optimizer, "optimizer", "--optimizer",
+                                                  help="Optimizer (default adamw).")],
     "mixed_precision": Annotated[Optional[str], _choice(MixedPrecision, "mixed precision", "--mixed-precision",
-                                                        help="bf16, fp16 (fp32 master weights) or none (default bf16).")],
+                                                        help="bf16, fp16 (fp32 master weights) or none.")],
     "grad_checkpointing": Annotated[Optional[bool], typer.Option(
         "--grad-checkpointing/--no-grad-checkpointing", help="Keep only layer inputs.", show_default=False)],
-    "zero": Annotated[Optional[int], typer.Option("--zero", help="DeepSpeed ZeRO stage 0-3.")],
-    "gpus": Annotated[Optional[int], typer.Option("--gpus", help="Data-parallel GPUs (training; components become per GPU).")],
-    "offload": Annotated[Optional[str], _choice(Offload, "offload", "--offload", help="none, optimizer or parameters (ZeRO-Offload).")],
+    "zero": _opt(int, "--zero", help="DeepSpeed ZeRO stage 0-3."),
+    "gpus": _opt(int, "--gpus", help="Data-parallel GPUs (training; components become per GPU)."),
+    "offload": Annotated[Optional[str], _choice(Offload, "offload", "--offload",
+                                                help="none, optimizer or parameters (ZeRO-Offload).")],
 }
 
 
@@ -211,8 +248,9 @@ def _split_precision(settings: dict[str, Any]) -> bool:
 @runs
 @with_workload_options
 def estimate(
-    model: ModelArg, json_out: JsonOpt = False, revision: RevisionOpt = None, token: TokenOpt = None,
-    config: ConfigOpt = None, verify: VerifyOpt = False, *, settings: dict[str, Any],
+    model: ModelArg, gpu: GpuOpt = None, catalog: CatalogOpt = None, json_out: JsonOpt = False,
+    revision: RevisionOpt = None, token: TokenOpt = None, config: ConfigOpt = None, verify: VerifyOpt = False,
+    *, settings: dict[str, Any],
 ) -> tuple[Any, bool]:
     """Memory breakdown of MODEL for inference or training.
 
@@ -222,6 +260,8 @@ def estimate(
     * `llm-mem estimate llama-3.1-405b --precision int4`
     * `llm-mem estimate Qwen/Qwen3-30B-A3B --precision all`
     * `llm-mem estimate ./my-model/ --train lora --lora-rank 16 --seq 2048 --grad-checkpointing`
+    * `llm-mem estimate meta-llama/Llama-3.1-8B --runtime vllm --gpu L4 --max-model-len 8k`
+    * `llm-mem estimate Qwen/Qwen3-30B-A3B --quant Q4_K_M -ngl 30 --n-cpu-moe 12`
     """
     from llm_mem.api import run_estimate
     from llm_mem.requests import EstimateRequest
@@ -229,7 +269,7 @@ def estimate(
 
     compare = _split_precision(settings)
     req = EstimateRequest(model=_model_ref(model, revision, token, config), workload=build_workload(settings),
-                          compare_precisions=compare, verify=verify)
+                          compare_precisions=compare, verify=verify, gpu=gpu, catalog=catalog)
     return run_estimate(req, _progress(json_out)), json_out
 
 

@@ -1,19 +1,21 @@
-"""estimate(model, workload) -> Report: composes the pure estimators, adds error bands."""
+"""estimate(model, workload, gpu) -> Report: composes the pure estimators and the engine models, adds
+error bands. Inference components are what the engine allocates on its busiest GPU (per GPU under a
+parallel layout); training components are per data-parallel GPU."""
 
 from __future__ import annotations
 
 from llm_mem import dtypes
-from llm_mem.choices import TrainMode
+from llm_mem.catalog import Gpu
+from llm_mem.choices import Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
-from llm_mem.estimators.inference_activations import inference_transient
-from llm_mem.estimators.kv_cache import kv_cache
 from llm_mem.estimators.model_states import full_states, largest_module_params, lora_states
-from llm_mem.estimators.overhead import runtime_overhead
 from llm_mem.estimators.training import lora_activation_delta, saved_activations
-from llm_mem.estimators.weights import WeightPlan, checkpoint_bytes, plan_from_quant, weight_bytes
+from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, stage_weight_bytes, weight_bytes
 from llm_mem.formats import get_format
+from llm_mem.layout import Layout, tp_problem
 from llm_mem.params import count_parameters
 from llm_mem.report import Architecture, Component, KvSummary, Report, WeightsSummary
+from llm_mem.runtimes import EngineMemory
 from llm_mem.spec import ModelSpec, ResolvedModel
 from llm_mem.workload import Workload
 
@@ -21,48 +23,124 @@ __all__ = ["BANDS", "estimate", "largest_module_params", "resolve_plan"]
 
 # Relative uncertainty per component, from benchmarks/accuracy (RESULTS.md, results.json; 2026-11-24):
 # weights: 75 published sizes, median 0.02%, 90th percentile 0.87% -> 1%; KV cache: max 0.11% -> 1%;
-# activations: vLLM V1 profiles within 6-9%, transformers inference peaks median 2.7% / p80 11% of
-# the total, training peaks median 10.5% (saved tensors of transformers' blocks within 5.3%) -> 25%; logits are exact shapes but engine-dependent copies -> 10%;
-# runtime overhead (CUDA context 300-500 MiB, allocator slack 3-15%) -> 50%. Model states of
-# training are exact formulas (DeepSpeed's, PEFT's counts) -> 1-2%.
+# activations: vLLM V1 profiles within 6-9%, llama.cpp compute buffers median 0.2%, worst 16%
+# (benchmarks/llamacpp), transformers inference peaks median 2.7% / p80 11% of the total, training peaks
+# median 10.5% -> 25%; logits are exact shapes but engine-dependent copies -> 10%; runtime overhead
+# (allocator slack 3-15%, vLLM's margin) -> 50%; CUDA graphs 0.13-0.36 GiB across published logs -> 50%.
+# Model states of training are exact formulas (DeepSpeed's, PEFT's counts) -> 1-2%.
 BANDS = {
     "weights": 0.01, "kv_cache": 0.01, "activations": 0.25, "logits": 0.10, "runtime_overhead": 0.50,
-    "gradients": 0.01, "optimizer_states": 0.02, "master_weights": 0.01, "lora_adapters": 0.01,
-    "activation_recompute": 0.25,
+    "cuda_graphs": 0.50, "gradients": 0.01, "optimizer_states": 0.02, "master_weights": 0.01,
+    "lora_adapters": 0.01, "activation_recompute": 0.25,
 }
 INT4_NOTE = ("int4 means bitsandbytes nf4 (block 64, double quant), what transformers' load_in_4bit gives; "
              "use --quant gptq|awq|Q4_K_M for other 4-bit formats")
+# What a --precision means on llama.cpp: the GGUF file type people download for it.
+_LLAMACPP_PRECISION = {Precision.fp32: "GGUF-F32", Precision.bf16: "GGUF-BF16", Precision.fp16: "GGUF-F16",
+                       Precision.int8: "Q8_0", Precision.int4: "Q4_K_M"}
+# The registry key (llm_mem/data/quantized.json) a requested format is published under.
+_PUBLISHED_KEY = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "w8a8": "w8a8", "nvfp4": "nvfp4"}
 
 
 def _component(name: str, b: int, note: str | None = None) -> Component:
     band = BANDS[name]
-    return Component(name=name, bytes=int(b), low=int(b * (1 - band)), high=int(b * (1 + band)), note=note)
+    return Component(name=name, bytes=int(b), low=int(b * (1 - band)), high=int(b * (1 + band)), note=note)  # type: ignore[arg-type]
 
 
-def resolve_plan(spec: ModelSpec, w: Workload) -> tuple[WeightPlan, list[str]]:
-    """The weight storage for a workload: --quant, else --precision, else the checkpoint's own."""
-    notes: list[str] = []
-    compute = 4 if w.precision == "fp32" else 2
-    if w.train == "qlora":
-        return WeightPlan(get_format(w.quant or "nf4"), 2, source="requested"), notes
+def _published(model_name: str, key: str, compute: int) -> WeightPlan | None:
+    """The plan of a published quantized checkpoint of a bundled model, when one is listed."""
+    from llm_mem.sources.bundled import find_bundled, quantized_checkpoint
+    from llm_mem.sources.quant import parse_quantization
+
+    bundled = find_bundled(model_name)
+    if bundled is None:
+        return None
+    q = quantized_checkpoint(bundled.id, key)
+    if q is None or q.quantization_config is None:
+        return None
+    qc = parse_quantization(q.quantization_config)
+    if qc is None:
+        return None
+    plan = plan_from_quant(qc, compute)
+    return WeightPlan(**{**plan.__dict__, "source": "requested", "checkpoint_repo": q.repo})
+
+
+def _format_for(w: Workload) -> str | None:
+    """The format key a workload asks for (--quant, else --precision on the runtime), None: the checkpoint's."""
     if w.quant:
-        fmt = get_format(w.quant)
-        plan = WeightPlan(fmt, compute, source="requested")
-    elif w.precision:
-        if w.precision == "int4":
+        return w.quant
+    if w.precision is None:
+        return None
+    if w.runtime is Runtime.llamacpp:
+        if w.precision is Precision.fp8:
+            raise UsageError("llama.cpp has no fp8 weights", "use --quant Q8_0 (or --precision int8)")
+        return _LLAMACPP_PRECISION[w.precision]
+    if w.runtime is Runtime.vllm and w.precision is Precision.int8:
+        return "w8a8"  # vLLM 0.34 has no bitsandbytes; int8 serving is a W8A8 checkpoint
+    return str(w.precision)
+
+
+def resolve_plan(spec: ModelSpec, w: Workload, model_name: str = "") -> tuple[WeightPlan, list[str]]:
+    """The weight storage for a workload: --quant, else --precision, else the checkpoint's own. A format
+    with a published checkpoint of a bundled model is that checkpoint (its skip list included)."""
+    notes: list[str] = []
+    compute = 4 if w.precision is Precision.fp32 else 2
+    if w.train is TrainMode.qlora:
+        return WeightPlan(get_format(w.quant or "nf4"), 2, source="requested"), notes
+    key = _format_for(w)
+    if key is not None:
+        fmt = get_format(key)
+        _check_runtime_format(fmt.key, fmt.gguf_recipe is not None, w)
+        if w.precision is Precision.int4 and w.runtime is not Runtime.llamacpp and not w.quant:
+            if w.runtime is Runtime.vllm:
+                published = _published(model_name, "awq", compute) or _published(model_name, "gptq", compute)
+                if published is None:
+                    raise UsageError("vLLM 0.34 has no bitsandbytes: int4 on vLLM means an AWQ or GPTQ checkpoint",
+                                     "give --quant awq or gptq (sized with group 128)")
+                notes.append(f"int4 on vLLM: the published {published.fmt.key.upper()} checkpoint "
+                             f"{published.checkpoint_repo}")
+                return published, notes
             notes.append(INT4_NOTE)
-        plan = WeightPlan(get_format(w.precision), compute, source="requested")
+        own = spec.quantization
+        if own is not None and own.method != "other" and plan_from_quant(own, compute).fmt.key == fmt.key:
+            plan = plan_from_quant(own, compute)  # the checkpoint is already in this format: its own layout
+            notes.append("weights in the checkpoint's own format (its quantization_config)")
+        else:
+            plan = _published(model_name, _PUBLISHED_KEY.get(fmt.key, ""), compute) or \
+                WeightPlan(fmt, compute, source="requested")
+            if plan.checkpoint_repo:
+                notes.append(f"{fmt.key} is the published checkpoint {plan.checkpoint_repo}, sized with its "
+                             "quantization_config (modules it keeps unquantized included)")
     elif spec.quantization is not None:
+        if spec.quantization.method == "other":
+            notes.append(f"quant_method {spec.quantization.source_method!r} is not one llm-mem models: weights "
+                         "sized as bf16 (an upper bound for a quantized checkpoint)")
         plan = plan_from_quant(spec.quantization, compute)
         notes.append("weights in the checkpoint's own format; --precision or --quant overrides")
     else:
-        key = dtypes.float_name(spec.torch_dtype)
-        if key is None:
-            key = "fp32"
-            notes.append("config.json names no torch_dtype: weights sized as fp32 (transformers' default load dtype)")
-        plan = WeightPlan(get_format(key), compute, source="checkpoint")
+        name = dtypes.float_name(spec.torch_dtype)
+        if name is None:
+            name = "fp32"
+            notes.append("config.json names no torch_dtype: weights sized as fp32")
+        if w.runtime is Runtime.vllm and name == "fp32":
+            name = "bf16"  # vLLM's dtype "auto" serves fp32 checkpoints in half precision (config/model.py)
+            notes.append("vLLM serves an fp32 checkpoint in bf16 (--dtype auto)")
+        if w.runtime is Runtime.llamacpp:
+            name = {"fp32": "GGUF-F32", "bf16": "GGUF-BF16", "fp16": "GGUF-F16"}[name]
+        plan = WeightPlan(get_format(name), compute, source="checkpoint")
     _check_compatible(spec, plan)
     return plan, notes
+
+
+def _check_runtime_format(key: str, gguf: bool, w: Workload) -> None:
+    """Formats the runtime cannot load are refused (a GGUF type on vLLM, AWQ on llama.cpp...)."""
+    if w.runtime is Runtime.llamacpp and not gguf:
+        raise UsageError(f"llama.cpp loads GGUF files, not {key}", "use a GGUF type such as Q4_K_M or Q8_0")
+    if gguf and w.runtime is Runtime.vllm:
+        raise UsageError(f"vLLM 0.34 no longer loads GGUF ({key})", "use --runtime llamacpp, or --quant awq/gptq/fp8")
+    if gguf and w.runtime is Runtime.transformers and w.train is None:
+        raise UsageError(f"{key} is a llama.cpp file type; transformers dequantizes GGUF to bf16",
+                         "add --runtime llamacpp (the default when --quant names a GGUF type)")
 
 
 def _check_compatible(spec: ModelSpec, plan: WeightPlan) -> None:
@@ -93,87 +171,140 @@ def architecture_of(spec: ModelSpec) -> Architecture:
         vocab_size=spec.vocab_size, intermediate_size=spec.intermediate_size,
         max_position_embeddings=spec.max_position_embeddings,
         experts=spec.moe.num_experts if spec.moe else None, experts_per_token=spec.moe.top_k if spec.moe else None,
-        attention=attn, sliding_window=spec.sliding_window,
+        attention=attn, sliding_window=spec.sliding_window,  # type: ignore[arg-type]
         sliding_layers=sum(1 for k in spec.layer_types if k == "sliding"),
     )
 
 
-def estimate(model: ResolvedModel, w: Workload) -> Report:
-    """The full breakdown for one model and workload."""
+def layout_of(w: Workload) -> Layout:
+    """The serving layout a workload asks for."""
+    return Layout(w.tensor_parallel_size, w.pipeline_parallel_size, w.data_parallel_size, w.enable_expert_parallel)
+
+
+def _label(plan: WeightPlan) -> str:
+    label = plan.fmt.label
+    if plan.fp8_block:
+        label = f"fp8 e4m3, {'x'.join(map(str, plan.fp8_block))} block scales (embeddings and lm_head in bf16)"
+    elif plan.fmt.key == "fp8" and plan.scale == "channel":
+        label = "fp8 e4m3, per-channel scales (embeddings and lm_head in bf16)"
+    if plan.checkpoint_repo:
+        label += f"; published checkpoint {plan.checkpoint_repo}"
+    return label
+
+
+def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb: WeightBytes, weights_total: int,
+            elem: int) -> EngineMemory:
+    from llm_mem.runtimes import llamacpp, transformers, vllm
+
+    if w.runtime is Runtime.vllm:
+        layout = layout_of(w)
+        problem = tp_problem(spec, layout.tp)
+        if problem:
+            raise UsageError(problem, "vLLM asserts the heads divide by --tensor-parallel-size")
+        if layout.pp > spec.num_layers:
+            raise UsageError(f"--pipeline-parallel-size {layout.pp} exceeds the {spec.num_layers} layers")
+        if layout.ep and not spec.is_moe:
+            raise UsageError("--enable-expert-parallel needs a mixture-of-experts model", "drop it")
+        stages = stage_weight_bytes(spec, plan, layout, weights_total / wb.total if wb.total else 1.0)
+        return vllm.inference(spec, w, gpu, layout, stages, elem)
+    if w.runtime is Runtime.llamacpp:
+        if w.pipeline_parallel_size > 1:
+            raise UsageError("llama.cpp splits layers over GPUs itself (--split-mode layer)",
+                             "plan it with `llm-mem plan --gpu NxGPU --runtime llamacpp`")
+        scale = weights_total / wb.total if wb.total else 1.0
+        return llamacpp.inference(spec, w, gpu.vendor if gpu is not None else None,
+                                  [int(b * scale) for b in wb.per_layer], [int(b * scale) for b in _experts(spec, plan)],
+                                  int(wb.embedding * scale), int(wb.lm_head * scale), int(wb.other * scale))
+    if w.pipeline_parallel_size > 1:
+        raise UsageError("transformers places layers over GPUs with device_map, not a pipeline size",
+                         "plan it with `llm-mem plan --gpu NxGPU`")
+    return transformers.inference(spec, w, elem, weights_total)
+
+
+def _experts(spec: ModelSpec, plan: WeightPlan) -> list[int]:
+    from llm_mem.estimators.weights import tensor_bytes
+    from llm_mem.params import EXPERT_ROLES, inventory
+
+    sizes = tensor_bytes(spec, plan)
+    out = [0] * spec.num_layers
+    for t in inventory(spec):
+        if t.layer is not None and t.role in EXPERT_ROLES:
+            out[t.layer] += sizes[t.name]
+    return out
+
+
+def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Report:
+    """The full breakdown for one model and workload (``gpu``: the engine's defaults and capacity there)."""
     spec = model.spec
     warnings = list(model.warnings)
     if w.train and w.zero and w.gpus == 1:
         warnings.append(f"ZeRO stage {w.zero} on one GPU partitions nothing (useful only with --offload)")
     params = count_parameters(spec)
-    plan, notes = resolve_plan(spec, w)
+    plan, notes = resolve_plan(spec, w, model.name)
     wb = weight_bytes(spec, plan)
-    label = plan.fmt.label
-    if plan.fp8_block:
-        label = f"fp8 e4m3, {'x'.join(map(str, plan.fp8_block))} block scales (embeddings and lm_head in bf16)"
     elem = 4 if plan.keep_bytes == 4 else 2
-    ckpt = checkpoint_bytes(model.checkpoint_dtypes) if model.checkpoint_dtypes else None
+    ckpt = model.checkpoint.total_bytes if model.checkpoint is not None else None
     weights_total = wb.total
-    if ckpt is not None and plan.source == "checkpoint" and spec.quantization is not None:
+    if ckpt is not None and plan.source == "checkpoint" and (spec.quantization is not None or
+                                                              model.checkpoint.format == "gguf"):  # type: ignore[union-attr]
         weights_total = ckpt  # a quantized checkpoint's real size beats our format model
-        notes.append("weights sized from the checkpoint's safetensors headers (exact tensor bytes)")
-    kv = kv_cache(spec, w.context, w.batch, w.kv_dtype, w.runtime)
-    if kv.note:
-        notes.append(kv.note)
+        notes.append("weights sized from the checkpoint's headers (exact tensor bytes)")
+    if wb.skipped_params:
+        notes.append(f"{wb.skipped_params:,} parameters of linear layers kept unquantized by the checkpoint's "
+                     "skip list (modules_to_not_convert / ignore)")
     if spec.max_position_embeddings and w.context > spec.max_position_embeddings:
         warnings.append(f"context {w.context:,} exceeds the model's max_position_embeddings "
                         f"{spec.max_position_embeddings:,}")
     comps: list[Component] = []
     host = 0
+    engine = capacity = None
+    per_gpu = False
+    gpu_weights = weights_total
     if w.train is None:
-        attention = w.attention
-        if not spec.sdpa and w.runtime == "transformers" and attention == "sdpa":
-            # e.g. transformers 5.24's GptOss has no SDPA path (attention sinks): it runs eager
-            attention = "eager"
-            notes.append(f"{spec.model_type} runs eager attention in transformers (no SDPA path for it)")
-        tr = inference_transient(spec, w.context, w.batch, attention, w.runtime, w.logits, elem)
-        if tr.note:
-            notes.append(tr.note)
-        comps.append(_component("weights", weights_total, plan.fmt.key))
-        comps.append(_component("kv_cache", kv.total, f"{w.batch} x {w.context:,} tokens, {w.kv_dtype}"))
-        comps.append(_component("activations", tr.activations, f"peak of one layer in {tr.phase}, {w.attention}" if tr.phase != "sampler" else "vLLM sampler profile"))
-        if tr.logits:
-            comps.append(_component("logits", tr.logits,
-                                    "last position only (generate)" if w.logits == "last"
-                                    else "every position, fp32 upcast"))
-        if w.runtime == "vllm":
-            notes.append("vLLM pre-allocates --gpu-memory-utilization (0.9) of the GPU and fills what weights and "
-                         "activations leave with KV blocks; the total here is what this workload needs "
-                         "(`llm-mem plan --runtime vllm` checks it against the 0.9 budget)")
-        oh, why = runtime_overhead(w.runtime, kv.total + tr.activations + tr.logits)
-        comps.append(_component("runtime_overhead", oh, why))
+        mem = _engine(spec, w, gpu, plan, wb, weights_total, elem)
+        gpu_weights = mem.gpu_weights if mem.gpu_weights is not None else weights_total
+        engine, capacity, host = mem.settings, mem.capacity, mem.host_bytes
+        per_gpu = w.layout_gpus > 1
+        notes += mem.notes
+        warnings += mem.warnings
+        if mem.kv.note:
+            notes.append(mem.kv.note)
+        weight_note = str(plan.fmt.key) + (" (this GPU's share)" if per_gpu or gpu_weights != weights_total else "")
+        comps.append(_component("weights", gpu_weights, weight_note))
+        comps.append(_component("kv_cache", mem.kv.total, f"{w.batch} x {w.context:,} tokens, {w.kv_dtype}"))
+        comps += [_component(p.name, p.bytes, p.note) for p in mem.parts]
+        kv_summary = KvSummary(dtype=str(w.kv_dtype), bytes_per_token=mem.kv.per_token_full,
+                               bytes_per_1k_tokens=mem.kv.per_1k_tokens, mla_latent=mem.kv.mla_latent)
     else:
         comps, host, tnotes = _training(spec, w, plan, wb.total, elem)
         notes += tnotes
+        per_gpu = w.gpus > 1
+        from llm_mem.estimators.kv_cache import full_context_tokens, kv_cache
+
+        kv = kv_cache(spec, full_context_tokens(spec, w.context), 1, w.kv_dtype)
+        kv_summary = KvSummary(dtype=str(w.kv_dtype), bytes_per_token=kv.per_token_full,
+                               bytes_per_1k_tokens=kv.per_1k_tokens, mla_latent=kv.mla_latent)
     total = sum(c.bytes for c in comps)
-    arch = architecture_of(spec)
     return Report(
-        model=model.name, source=model.source, architecture=arch, parameters=params, workload=w,
+        model=model.name, source=model.source, architecture=architecture_of(spec), parameters=params, workload=w,
         weights=WeightsSummary(
-            format=plan.fmt.key, label=label, source=plan.source, bytes=weights_total,
+            format=plan.fmt.key, label=_label(plan), source=plan.source, bytes=weights_total,  # type: ignore[arg-type]
             checkpoint_bytes=ckpt, embedding_bytes=wb.embedding, lm_head_bytes=wb.lm_head,
-            largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit, per_layer_bytes=wb.per_layer,
+            largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit,
+            per_layer_bytes=wb.per_layer, checkpoint_repo=plan.checkpoint_repo,
         ),
-        kv_cache=KvSummary(dtype=w.kv_dtype, bytes_per_token=kv.per_token_full, bytes_per_1k_tokens=kv.per_1k_tokens,
-                           mla_latent=kv.mla_latent),
-        components=comps, total_bytes=total, total_low_bytes=sum(c.low for c in comps),
-        total_high_bytes=sum(c.high for c in comps), host_bytes=host, per_gpu=w.train is not None and w.gpus > 1,
-        notes=notes + plan_notes(plan), warnings=warnings,
+        kv_cache=kv_summary, components=comps, total_bytes=total, total_low_bytes=sum(c.low for c in comps),
+        total_high_bytes=sum(c.high for c in comps), host_bytes=host, per_gpu=per_gpu,
+        engine=engine, capacity=capacity,
+        notes=notes + ([plan.fmt.note] if plan.fmt.note else []), warnings=warnings,
     )
-
-
-def plan_notes(plan: WeightPlan) -> list[str]:
-    """The format's own caveat, when it has one."""
-    return [plan.fmt.note] if plan.fmt.note else []
 
 
 def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int, elem: int
               ) -> tuple[list[Component], int, list[str]]:
     """Training components (per data-parallel GPU when --gpus > 1) and host RAM for offload."""
+    from llm_mem.runtimes.transformers import ALLOCATOR_SLACK
+
     act = saved_activations(spec, w.batch, w.context, w.attention, w.grad_checkpointing, elem)
     acts = [_component("activations", act.layers_total + act.outside,
                        "layer inputs only (gradient checkpointing)" if w.grad_checkpointing
@@ -189,7 +320,8 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
     else:
         ms = full_states(spec, w, plan.fmt.key, plan.fmt.label)
     transient = sum(c.bytes for c in acts)
-    overhead = _component("runtime_overhead", runtime_overhead("transformers", transient)[0],
-                          "CUDA context 500 MiB + caching-allocator slack (10% of activations)")
+    overhead = _component("runtime_overhead", int(transient * ALLOCATOR_SLACK),
+                          "PyTorch caching-allocator slack (10% of activations); the CUDA context is outside the "
+                          "GPU budget")
     comps = [_component(st.name, st.bytes, st.note) for st in ms.states]
     return comps + acts + [overhead], ms.host_bytes, ms.notes

@@ -9,34 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llm_mem.dtypes import GGML_BPW
 from llm_mem.errors import UsageError
 
-# --- GGUF: bytes per block / weights per block (ggml-common.h) ------------------------------
+# --- GGUF: bits per weight of each ggml type, from the one table in llm_mem.dtypes ---------------
 QK_K = 256  # ggml-common.h: #define QK_K 256
-GGUF_BPW: dict[str, float] = {
-    "F32": 32.0,
-    "F16": 16.0,
-    "BF16": 16.0,
-    "Q8_0": 34 * 8 / 32,  # block_q8_0: fp16 d + int8 qs[32] = 34 B / 32
-    "Q6_K": 210 * 8 / QK_K,  # ql[128] + qh[64] + int8 scales[16] + fp16 d = 210 B
-    "Q5_1": 24 * 8 / 32,  # fp16 d, m + qh[4] + qs[16]
-    "Q5_0": 22 * 8 / 32,  # fp16 d + qh[4] + qs[16]
-    "Q5_K": 176 * 8 / QK_K,  # fp16 d, dmin + scales[12] + qh[32] + qs[128]
-    "Q4_1": 20 * 8 / 32,  # fp16 d, m + qs[16]
-    "Q4_0": 18 * 8 / 32,  # fp16 d + qs[16]
-    "Q4_K": 144 * 8 / QK_K,  # fp16 d, dmin + scales[12] + qs[128]
-    "IQ4_NL": 18 * 8 / 32,  # fp16 d + qs[16], non-linear grid
-    "IQ4_XS": 136 * 8 / QK_K,  # fp16 d + scales_h u16 + scales_l[4] + qs[128]
-    "Q3_K": 110 * 8 / QK_K,  # hmask[32] + qs[64] + scales[12] + fp16 d
-    "IQ3_S": 110 * 8 / QK_K,  # fp16 d + qs[64] + qh[8] + signs[32] + scales[4]
-    "IQ3_XXS": 98 * 8 / QK_K,  # fp16 d + qs[96]
-    "Q2_K": 84 * 8 / QK_K,  # scales[16] + qs[64] + fp16 d, dmin
-    "IQ2_S": 82 * 8 / QK_K,  # fp16 d + qs[64] + qh[8] + scales[8]
-    "IQ2_XS": 74 * 8 / QK_K,  # fp16 d + u16 qs[32] + scales[8]
-    "IQ2_XXS": 66 * 8 / QK_K,  # fp16 d + u16 qs[32]
-    "IQ1_M": 56 * 8 / QK_K,  # qs[32] + qh[16] + scales[8]
-    "IQ1_S": 50 * 8 / QK_K,  # fp16 d + qs[32] + u16 qh[8]
-}
+GGUF_BPW: dict[str, float] = dict(GGML_BPW)
 
 # --- other formats ---------------------------------------------------------------------------
 # bitsandbytes 4-bit: 4-bit codes + one absmax per 64 weights (blocksize 64 default in
@@ -49,6 +27,9 @@ BNB4_DQ_BPW = 4 + 8 / BNB4_BLOCK + 32 / (BNB4_BLOCK * 256)
 # MXFP4 (OCP Microscaling Formats spec v1.0): blocks of 32 FP4 (e2m1) values with one shared
 # 8-bit E8M0 scale: 4 + 8/32 = 4.25 bpw.
 MXFP4_BPW = 4 + 8 / 32
+# NVFP4 (NVIDIA ModelOpt / compressed-tensors nvfp4-pack-quantized): e2m1 values, one fp8 e4m3 scale per
+# 16 elements and one fp32 global scale per tensor: 4 + 8/16 = 4.5 bpw.
+NVFP4_BPW = 4 + 8 / 16
 
 
 @dataclass(frozen=True)
@@ -98,6 +79,13 @@ QUANT_FORMATS = {
                   aliases=("awq-int4", "awq4")),
     "mxfp4": Format("mxfp4", "MXFP4 (4-bit e2m1, e8m0 scale per 32) on MoE experts", MXFP4_BPW,
                     keep_roles=NOT_LINEAR, experts_only=True),
+    # compressed-tensors / llm-compressor schemes (vLLM compressed_tensors.py), stored as the checkpoint says
+    "w8a8": Format("w8a8", "int8 W8A8, per-channel scales (compressed-tensors)", 8, keep_roles=NOT_LINEAR,
+                   aliases=("int8-w8a8", "w8a8-int8")),
+    "w4a16": Format("w4a16", "int4 W4A16, group 128 (compressed-tensors pack-quantized)", 4, keep_roles=NOT_LINEAR,
+                    group_size=128, aliases=("int4-w4a16",)),
+    "nvfp4": Format("nvfp4", "NVFP4 (4-bit e2m1, fp8 scale per 16)", NVFP4_BPW, keep_roles=NOT_LINEAR,
+                    aliases=("fp4-nvidia",)),
 }
 # GGUF whole-file recipes (llama.cpp `llama-quantize` ftypes) and plain per-tensor types.
 GGUF_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
@@ -114,7 +102,7 @@ for _r in GGUF_RECIPES:
                                keep_roles=GGUF_F32_ROLES, gguf_recipe=_r,
                                aliases=(_r.lower(),))
 # GGUF's unquantized float files: named apart from the fp16/bf16 precisions (norms stay F32 in GGUF)
-for _r in ("F16", "BF16"):
+for _r in ("F32", "F16", "BF16"):
     QUANT_FORMATS[f"GGUF-{_r}"] = Format(f"GGUF-{_r}", f"GGUF {_r} (norms F32)", 16.0,
                                          keep_roles=GGUF_F32_ROLES, gguf_recipe=_r)
 ALL_FORMATS = {**FLOAT_FORMATS, **QUANT_FORMATS}
@@ -125,6 +113,11 @@ for _f in ALL_FORMATS.values():
     for _a in _f.aliases:
         _LOOKUP.setdefault(_a.lower(), _f)
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "all")
+
+
+def lookup_format(name: str) -> Format | None:
+    """A Format by key or alias (case-insensitive), None when unknown."""
+    return _LOOKUP.get(name.strip().lower())
 
 
 def get_format(name: str) -> Format:

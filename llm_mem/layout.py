@@ -56,7 +56,7 @@ class Layout:
         parts = []
         if self.dp > 1:
             parts.append(f"DP {self.dp}")
-        if self.tp > 1 or (self.dp == 1 and self.pp == 1):
+        if self.tp > 1 or self.pp > 1 or self.dp == 1:
             parts.append(f"TP {self.tp}")
         if self.pp > 1:
             parts.append(f"PP {self.pp}")

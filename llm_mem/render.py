@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from llm_mem.check import CheckReport
-    from llm_mem.fit import FitTable
+    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
@@ -57,7 +57,7 @@ def _table(title: str, columns: list[str], *, caption: str | None = None, right:
 def render(result: Any, out: Console | None = None) -> None:
     """Render any command result as rich tables on stdout."""
     from llm_mem.check import CheckReport
-    from llm_mem.fit import FitTable
+    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
@@ -97,8 +97,18 @@ def _workload_line(r: Report) -> str:
         if w.zero:
             parts.append(f"ZeRO-{w.zero} over {w.gpus} GPUs" + (f", offload {w.offload}" if w.offload != "none" else ""))
     else:
-        parts = [f"inference on {w.runtime}", f"context {w.context:,} tokens", f"batch {w.batch}",
-                 f"KV {w.kv_dtype}", f"attention {w.attention}"]
+        e = r.engine
+        parts = [f"inference on {e.version if e else w.runtime}", f"context {w.context:,} tokens", f"batch {w.batch}",
+                 f"KV {w.kv_dtype}"]
+        if e is not None and e.attention:
+            parts.append(f"attention {e.attention}")
+        if e is not None and e.flash_attn is not None:
+            parts.append(f"flash attention {'on' if e.flash_attn else 'off'}")
+        if e is not None and e.runtime == "vllm":
+            parts.append(f"max_num_seqs {e.max_num_seqs}, max_num_batched_tokens {e.max_num_batched_tokens}")
+            if e.tensor_parallel_size * e.pipeline_parallel_size * e.data_parallel_size > 1:
+                parts.append(f"TP {e.tensor_parallel_size} x PP {e.pipeline_parallel_size} x DP "
+                             f"{e.data_parallel_size}" + (" + EP" if e.enable_expert_parallel else ""))
     return ", ".join(parts)
 
 
@@ -130,7 +140,13 @@ def render_report(r: Report, out: Console) -> None:
     out.print(f"KV cache: {kv.bytes_per_token:,} bytes/token; {fmt_gib(kv.bytes_per_1k_tokens)} "
               f"({fmt_gb(kv.bytes_per_1k_tokens)}) per 1k tokens, {kv.dtype}")
     if r.host_bytes:
-        out.print(f"host RAM for offload: {fmt_gb(r.host_bytes)}")
+        out.print(f"host RAM: {fmt_gb(r.host_bytes)} (layers, KV or optimizer states kept off the GPU)")
+    if r.capacity is not None:
+        c = r.capacity
+        gpu = r.engine.gpu if r.engine is not None and r.engine.gpu else "the GPU"
+        out.print(f"on {esc(gpu)}: budget {fmt_gib(c.budget_bytes)} of {fmt_gib(c.device_total_bytes)}; available KV "
+                  f"cache memory {fmt_gib(c.available_kv_bytes)}; KV cache size {c.kv_pool_tokens:,} tokens; maximum "
+                  f"concurrency for {r.workload.context:,} tokens per request: {c.max_concurrency:.2f}x")
     _notes(out, r.notes, r.warnings)
 
 
@@ -196,16 +212,22 @@ def render_plan(p: Plan, out: Console) -> None:
         tps = "" if o.tokens_per_s is None else (f"{o.tokens_per_s:,.1f}" if o.tokens_per_s >= 1
                                                   else f"{1 / o.tokens_per_s:,.1f} s/token")
         gpus = f"{o.gpus}" + (f" ({o.nodes} nodes)" if o.nodes > 1 else "")
-        t.add_row(o.strategy, esc(o.gpu), gpus, _num(o.per_gpu_bytes), _num(o.budget_bytes),
-                  "[green]yes[/green]" if o.fits else "[red]no[/red]", tps, esc(o.reason))
+        fits = {"fits": "[green]yes[/green]", "borderline": "[yellow]borderline[/yellow]", "no": "[red]no[/red]"}
+        t.add_row(o.strategy, esc(o.gpu), gpus, _num(o.per_gpu_bytes), _num(o.budget_bytes), fits[o.verdict], tps,
+                  esc(o.reason))
     out.print(t)
     r = p.recommended
     if r is None:
         out.print("[red]nothing fits[/red]: see the reasons above")
     else:
-        out.print(f"[bold]recommended:[/bold] {r.strategy} on {r.gpus} x {esc(r.gpu)}: {esc(r.reason)}")
+        tag = " [yellow](borderline: the margin is inside the estimate's error band)[/yellow]" \
+            if r.verdict == "borderline" else ""
+        out.print(f"[bold]recommended:[/bold] {r.strategy} on {r.gpus} x {esc(r.gpu)}: {esc(r.reason)}{tag}")
         for hint in r.launch:
-            out.print(f"  [dim]$[/dim] {esc(hint)}")
+            if "\n" in hint:  # a Python snippet
+                out.print("  " + esc(hint).replace("\n", "\n  "))
+            else:
+                out.print(f"  [dim]$[/dim] {esc(hint)}")
         for a in r.assumptions:
             out.print(f"  [dim]assumes[/dim] {esc(a)}")
     _notes(out, p.notes)

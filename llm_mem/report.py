@@ -3,20 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_mem.params import ParameterCounts
+from llm_mem.runtimes import Capacity, EngineSettings
 from llm_mem.spec import Source
 from llm_mem.workload import Workload
 
-__all__ = ["Architecture", "Component", "ComponentName", "KvSummary", "Report", "WeightsSummary", "Workload"]
+__all__ = ["Architecture", "Capacity", "Component", "ComponentName", "EngineSettings", "KvSummary", "Report",
+           "WeightsSummary", "Workload"]
 
 SCHEMA_VERSION = "1"
 
 ComponentName = Literal[
-    "weights", "kv_cache", "activations", "logits", "runtime_overhead",
+    "weights", "kv_cache", "activations", "logits", "runtime_overhead", "cuda_graphs",
     "gradients", "optimizer_states", "master_weights", "lora_adapters", "activation_recompute",
 ]
 
@@ -58,6 +60,7 @@ class WeightsSummary(_Frozen):
     experts_bytes: int = 0  # all routed experts (a decode step reads top-k of them)
     largest_unit_bytes: int  # the largest of: a layer, the embedding, the lm_head (streaming peak)
     per_layer_bytes: list[int]
+    checkpoint_repo: str | None = None  # the published quantized checkpoint these weights are, when one is
 
 
 class Architecture(_Frozen):
@@ -96,11 +99,13 @@ class Report(_Frozen):
     total_bytes: int
     total_low_bytes: int
     total_high_bytes: int
-    host_bytes: int = 0  # CPU RAM needed by offload (ZeRO-Offload), not counted in total_bytes
+    host_bytes: int = 0  # host RAM the run needs (llama.cpp's CPU layers, ZeRO-Offload), not in total_bytes
     per_gpu: bool = False  # True when components are per data-parallel GPU (--gpus)
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-    verify: dict | None = None
+    engine: EngineSettings | None = None  # the serving engine's settings, defaults resolved (inference)
+    capacity: Capacity | None = None  # the engine's KV pool and concurrency on the GPU (with --gpu)
+    verify: dict[str, Any] | None = None
 
     def component(self, name: str) -> int:
         """Bytes of a component, 0 when absent."""

@@ -36,6 +36,8 @@ class EstimateRequest(_Request):
     workload: Workload = Workload()
     compare_precisions: bool = False
     verify: bool = False
+    gpu: str | None = None  # the GPU the engine's defaults and capacity are for (vLLM picks defaults from it)
+    catalog: Path | None = None
 
 
 def _positive_rate(field: str, value: float) -> float:

@@ -42,16 +42,28 @@ class MoeSpec(_Frozen):
     moe_layers: tuple[bool, ...]  # per layer: True where the MLP is the MoE block
 
 
-class QuantConfig(_Frozen):
-    """A checkpoint's own `quantization_config`, normalised."""
+QuantMethod = Literal["bitsandbytes", "gptq", "awq", "fp8", "int8", "int4", "nvfp4", "mxfp4", "other"]
+ScaleLayout = Literal["tensor", "channel", "group", "block"]
 
-    method: Literal["bitsandbytes", "gptq", "awq", "fp8", "mxfp4", "compressed-tensors", "other"]
+
+class QuantConfig(_Frozen):
+    """A checkpoint's own `quantization_config`, normalised to what its weights are stored as.
+
+    ``method`` is the storage (fp8, int8 W8A8, int4 W4A16, nvfp4...), whatever tool wrote it;
+    ``source_method`` keeps the config's own ``quant_method`` (fbgemm_fp8, compressed-tensors,
+    modelopt...). ``skip_modules`` are the modules the checkpoint keeps unquantized
+    (modules_to_not_convert, ignore, ignored_layers, exclude_modules), as the config names them."""
+
+    method: QuantMethod
+    source_method: str = ""
     bits: float | None = None
-    group_size: int | None = None  # GPTQ/AWQ group; -1 = per channel
+    group_size: int | None = None  # GPTQ/AWQ/W4A16 group; -1 = per channel
     quant_type: str | None = None  # bnb nf4/fp4/int8, fp8 e4m3
     double_quant: bool = False
     block_size: tuple[int, ...] | None = None  # fp8 weight_block_size
+    scale: ScaleLayout | None = None  # how the weight scales are laid out
     skip_modules: tuple[str, ...] = ()
+    quantize_lm_head: bool = False  # ModelOpt quantizes the head unless excluded; others never
 
 
 class ModelSpec(_Frozen):

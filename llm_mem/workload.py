@@ -132,6 +132,18 @@ class Workload(BaseModel):
             field, msg = validation_problem(exc)
             raise SettingError(field, msg) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gguf_runs_on_llamacpp(cls, data: Any) -> Any:
+        """A GGUF type given with --quant and no --runtime means llama.cpp, the engine that loads it."""
+        if isinstance(data, dict) and "runtime" not in data and isinstance(data.get("quant"), str):
+            from llm_mem.formats import QUANT_FORMATS, lookup_format
+
+            fmt = lookup_format(data["quant"])
+            if fmt is not None and fmt.gguf_recipe and fmt.key in QUANT_FORMATS and data.get("train") is None:
+                return {**data, "runtime": Runtime.llamacpp}
+        return data
+
     @field_validator("context", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> Any:
@@ -305,9 +317,12 @@ def build_workload(settings: Mapping[str, Any], where: Callable[[str], str] = fi
 
 
 def resolve_workload(w: Workload, spec: ModelSpec) -> Workload:
-    """Fill the defaults that depend on the model: without --context, 4096 tokens or the model's
-    max_position_embeddings when that is smaller."""
+    """Fill the defaults that depend on the model and runtime: without --context, 4096 tokens or the
+    model's max_position_embeddings when that is smaller; llama.cpp's f16 KV cache."""
+    update: dict[str, Any] = {}
     mx = spec.max_position_embeddings
     if "context" not in w.model_fields_set and mx and mx < w.context:
-        return w.model_copy(update={"context": mx})
-    return w
+        update["context"] = mx
+    if w.runtime is Runtime.llamacpp and "kv_dtype" not in w.model_fields_set:
+        update["kv_dtype"] = KvDtype.fp16  # llama.cpp caches f16 by default (common/common.h cache_type_k/v)
+    return w.model_copy(update=update) if update else w

@@ -24,7 +24,7 @@ def _models() -> dict[str, tuple[Any, str]]:
     """name -> (pydantic model, the command whose --json output it describes)."""
     sys.path.insert(0, str(ROOT))
     from llm_mem.check import CheckReport
-    from llm_mem.fit import FitTable
+    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison

@@ -193,15 +193,26 @@ checks:
     train: lora
     context: 2k
     grad_checkpointing: true
+  - name: tp4-vllm
+    model: llama-3.1-70b
+    gpu: 4xH100
+    runtime: vllm
+  - name: pp3-vllm
+    model: llama-3.1-8b
+    gpu: 3xL4
+    runtime: vllm
 """)
     r = run("check", f, "--json")
     assert r.exit_code == 1, r.output
     by = {x["name"]: x for x in json.loads(r.stdout)["results"]}
-    assert by["tp4"]["status"] == "pass" and by["tp4"]["strategy"] == "tensor_parallel" and by["tp4"]["count"] == 4
-    # 3 does not divide 32 heads: three L4s run the 8B as three pipeline stages
+    # transformers (the default runtime) places the 70B over the four GPUs with device_map: a layer split
+    assert by["tp4"]["status"] == "pass" and by["tp4"]["strategy"] == "pipeline" and by["tp4"]["count"] == 4
     assert by["pp3"]["status"] == "pass" and by["pp3"]["strategy"] == "pipeline"
     assert by["too-big"]["status"] == "fail"
     assert by["lora"]["status"] == "pass" and by["lora"]["strategy"] == "data_parallel" and by["lora"]["count"] == 2
+    # vLLM: tensor parallel over the four; 3 does not divide 32 heads, so three L4s are TP 1 x PP 3
+    assert by["tp4-vllm"]["status"] == "pass" and by["tp4-vllm"]["strategy"] == "tensor_parallel"
+    assert by["pp3-vllm"]["status"] == "pass" and by["pp3-vllm"]["strategy"] == "pipeline"
 
 
 # ---- malformed files: FILE:LINE: field X ---------------------------------------------------------

@@ -149,16 +149,19 @@ def test_seed000_peak_at_the_articles_128_tokens_is_about_5_gb():
     d = cli("plan", "meta-llama/Llama-3.1-405B", "--precision", "int4", "--gpu", "8GB", "--context", "128",
             "--host-ram", "32GB")
     peak = d["recommended"]["per_gpu_bytes"]
-    # at least the bf16 head and the 500 MiB CUDA context; "approximately 5GB" (below 5 GiB)
-    assert 4_202_692_608 + 500 * 2**20 < peak < 5 * GIB
+    # at least the bf16 head; "approximately 5GB" (below 5 GiB). The CUDA context is outside the budget
+    # (a bare --gpu 8GB is what the model may use), so it is not in the peak
+    assert 4_202_692_608 < peak < 5 * GIB
 
 
 def test_seed000_with_enough_host_ram_offload_wins_with_one_layer_on_the_gpu():
     d = cli("plan", "meta-llama/Llama-3.1-405B", "--precision", "int4", "--gpu", "8GB", "--context", "2048",
             "--host-ram", "512GB")
     rec = d["recommended"]
-    # 8 GB - 4.20 GB head - 0.52 GB CUDA context = 3.27 GB < two nf4 layers (2 x 1.64 GB)
-    assert rec["strategy"] == "offload" and rec["gpu_layers"] == 1
+    # 8 GB - 4.20 GB head - one nf4 layer moved in per forward (1.64 GB) - 1.06 GB of KV leaves no room for a
+    # resident layer: accelerate streams every layer from host RAM over PCIe, 9x faster than from disk
+    assert rec["strategy"] == "offload" and rec["gpu_layers"] == 0
+    assert rec["seconds_per_token"] is None and rec["tokens_per_s"] > 1 / 10
 
 
 def test_seed000_unsloth_bnb_checkpoint_is_the_same_nf4():
@@ -181,22 +184,25 @@ def test_seed001_arithmetic_is_params_times_bytes_times_1_2():
         assert math.ceil(seed_gb / 80) == {972: 13, 486: 7, 243: 4}[seed_gb]
 
 
-@pytest.mark.parametrize("precision,gpus,nodes,strategy", [
-    ("bf16", 10, 2, "pipeline"),  # seed: 13 (TP 2 x PP 5)
-    ("int8", 6, 1, "pipeline"),   # seed: 7 (TP 2 x PP 3)
-    ("int4", 3, 1, "pipeline"),   # seed: 4 (PP 3)
+@pytest.mark.parametrize("precision,runtime,gpus,nodes,strategy", [
+    # seed: 13. Serving 811.7 GB of bf16 needs two nodes: vLLM's recipe is TP 8 inside each, PP 2 across
+    ("bf16", "vllm", 16, 2, "pipeline"),
+    ("int8", "transformers", 6, 1, "pipeline"),   # seed: 7; device_map over 6 GPUs of one machine
+    ("int4", "transformers", 3, 1, "pipeline"),   # seed: 4
 ])
-def test_seed001_405b_on_h100(precision, gpus, nodes, strategy):
-    d = cli("plan", "meta-llama/Llama-3.1-405B", "--precision", precision, "--gpu", "H100", "--host-ram", "32GB")
+def test_seed001_405b_on_h100(precision, runtime, gpus, nodes, strategy):
+    d = cli("plan", "meta-llama/Llama-3.1-405B", "--precision", precision, "--gpu", "H100", "--host-ram", "32GB",
+            "--runtime", runtime)
     rec = d["recommended"]
     assert (rec["strategy"], rec["gpus"], rec["nodes"]) == (strategy, gpus, nodes)
     budget = _usable("H100-SXM-80GB")
-    assert rec["budget_bytes"] == budget
+    # a multi-GPU vLLM instance also holds NCCL's buffers from start-up (vLLM's memory_profiling docstring: 0.5 GiB)
+    assert rec["budget_bytes"] == budget - (512 * 2**20 if runtime == "vllm" else 0)
     # the count is the minimum: weights alone need more than gpus - 1 devices' worth, or one fewer does not fit
     weights = cli("estimate", "meta-llama/Llama-3.1-405B", "--precision", precision)["weights"]["bytes"]
     assert weights / gpus < budget
     fewer = cli("plan", "meta-llama/Llama-3.1-405B", "--precision", precision, "--gpu", f"{gpus - 1}xH100",
-                "--host-ram", "32GB")
+                "--host-ram", "32GB", "--runtime", runtime)
     assert not any(o["fits"] and o["strategy"] in ("tensor_parallel", "pipeline") for o in fewer["options"])
 
 
@@ -309,12 +315,13 @@ def test_seed003_lora_and_qlora_model_states_8b():
 def test_seed003_70b_bf16_does_not_fit_one_mi250_card():
     weights = 2 * llama_params(*LLAMA31["70B"])["total"]
     assert weights > 2 * 64 * GIB  # 141.11 GB > the card's two 64 GiB devices together
-    d = cli("plan", "meta-llama/Llama-3.1-70B", "--precision", "bf16", "--gpu", "1xMI250")
+    # serving with tensor parallelism (vLLM runs on ROCm): TP 2 over the card's two devices does not fit
+    d = cli("plan", "meta-llama/Llama-3.1-70B", "--precision", "bf16", "--gpu", "1xMI250", "--runtime", "vllm")
     assert d["recommended"] is None
     tp = [o for o in d["options"] if o["strategy"] == "tensor_parallel"]
     assert tp and tp[0]["gpus"] == 2 and not tp[0]["fits"]
     per_device = cli("plan", "meta-llama/Llama-3.1-70B", "--precision", "bf16", "--gpu", "MI250",
-                     "--host-ram", "32GB")["recommended"]
+                     "--host-ram", "32GB", "--runtime", "vllm")["recommended"]
     assert per_device["strategy"] == "tensor_parallel" and per_device["gpus"] == 4  # 4 devices = 2 cards
 
 
@@ -342,8 +349,10 @@ def test_seed004_inference_activations_are_one_layer_not_all_layers():
 
 
 def test_seed004_4x_a100_80gb_runs_70b_bf16():
-    rec = cli("plan", "meta-llama/Llama-3.1-70B", "--precision", "bf16", "--gpu", "4xA100-80GB")["recommended"]
+    rec = cli("plan", "meta-llama/Llama-3.1-70B", "--precision", "bf16", "--gpu", "4xA100-80GB",
+              "--runtime", "vllm")["recommended"]
     assert rec["strategy"] == "tensor_parallel" and rec["gpus"] == 4
+    assert any("--tensor-parallel-size 4" in x for x in rec["launch"])
 
 
 @pytest.mark.parametrize("precision,fits", [("bf16", False), ("fp8", True), ("int8", True), ("int4", True)])

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from llm_mem.estimate import estimate
-from llm_mem.estimators.kv_cache import kv_cache
+from llm_mem.estimators.kv_cache import full_context_tokens, kv_cache
 from llm_mem.estimators.weights import WeightPlan, weight_bytes
 from llm_mem.formats import BNB4_DQ_BPW, GGUF_BPW, get_format
 from llm_mem.report import Workload
@@ -82,44 +82,63 @@ def test_deepseek_v3_fp8_block_scales():
     ("meta-llama/Llama-3.1-405B", 1024, 0.492),
 ])
 def test_seed_kv_table(model, tokens, gib):
-    kv = kv_cache(resolve_model(model).spec, tokens, 1, "fp16", "transformers")
+    spec = resolve_model(model).spec
+    kv = kv_cache(spec, full_context_tokens(spec, tokens), 1, "fp16")
     # to the seed's 3 significant digits, rounding half up (0.3125 prints as 0.313 in the seed)
     half_unit = 0.5 * 10 ** (math.floor(math.log10(gib)) - 2)
     assert abs(kv.total / GIB - gib) <= half_unit + 1e-12
 
 
+def kv_of(model: str, **w) -> int:
+    return estimate(resolve_model(model), Workload(**w)).component("kv_cache")
+
+
 def test_mla_caches_the_latent_in_every_runtime():
-    # kv_lora_rank + rope dims once per layer; transformers 5 caches the latent too (measured by --verify)
-    s = resolve_model("deepseek-v3").spec
+    # kv_lora_rank + rope dims once per layer, no V: vLLM (MLAAttentionSpec head_size_v = 0), llama.cpp
+    # (has_v = !is_mla) and transformers 5 all cache only the latent
+    m = resolve_model("deepseek-v3")
+    per_token = 61 * (512 + 64) * 2
     for runtime in ("transformers", "vllm", "llamacpp"):
-        kv = kv_cache(s, 1, 1, "bf16", runtime)
-        assert kv.mla_latent and kv.per_token_full == 61 * (512 + 64) * 2
+        r = estimate(m, Workload(runtime=runtime, context=4096))
+        assert r.kv_cache.mla_latent and r.kv_cache.bytes_per_token == per_token
+    assert kv_of("deepseek-v3", context=4096) == 4096 * per_token
+    # llama.cpp: 4096 cells; vLLM: 64 blocks of 64 tokens plus its null block
+    assert kv_of("deepseek-v3", context=4096, runtime="llamacpp", quant="Q4_K_M") == 4096 * per_token
+    assert kv_of("deepseek-v3", context=4096, runtime="vllm") == (4096 // 64 + 1) * 64 * per_token
     # a GQA-style reading (128 KV heads x 128 dims x K and V) would be 57x larger
-    assert 61 * 2 * 128 * 128 * 2 / kv.per_token_full == pytest.approx(56.9, abs=0.1)
+    assert 61 * 2 * 128 * 128 * 2 / per_token == pytest.approx(56.9, abs=0.1)
 
 
 def test_sliding_window_rules_per_engine():
     s = resolve_model("google/gemma-2-9b").spec  # 21 sliding (4096) + 21 full layers
     per_tok_layer = 2 * 8 * 256 * 2
-    capped = kv_cache(s, 32768, 1, "bf16", "llamacpp").total
-    full = kv_cache(s, 32768, 1, "bf16", "vllm").total
-    assert capped == 21 * per_tok_layer * (32768 + 4096)
-    assert full == 42 * per_tok_layer * 32768  # vLLM sizes sliding layers at full length in hybrid models
+    full = 21 * per_tok_layer * 32768
+    # llama.cpp b10470 (llama-kv-cache-iswa.cpp): sliding cells = pad256(min(n_ctx, n_swa + n_ubatch)) = 4608
+    assert kv_of("google/gemma-2-9b", context=32768, quant="Q4_K_M") == full + 21 * per_tok_layer * 4608
+    # vLLM 0.34: one group per layer type (21 + 21 layers); a sliding layer keeps
+    # cdiv(min(4095 + 2 x 8192 batched tokens, 32768), 64) + 1 = 322 blocks of 64 tokens; +1 null block
+    blocks = 32768 // 64 + (-(-(4095 + 2 * 8192) // 64) + 1)
+    assert kv_of("google/gemma-2-9b", context=32768, runtime="vllm") == (blocks + 1) * 64 * 21 * per_tok_layer
     # transformers' sliding layers still hold the whole prefill right after it (a view keeps the storage)
-    assert kv_cache(s, 32768, 1, "bf16", "transformers").total == full
+    assert kv_of("google/gemma-2-9b", context=32768) == 2 * full
+    assert s.sliding_window == 4096
 
 
-def test_mistral_v01_all_layers_sliding_even_on_vllm():
-    s = resolve_model("mistralai/Mistral-7B-v0.1").spec
-    assert kv_cache(s, 32768, 1, "bf16", "vllm").total == 32 * 2 * 8 * 128 * 2 * 4096
+def test_mistral_v01_all_layers_sliding_on_vllm():
+    # one spec (every layer slides, window 4096): one group, cdiv(min(4095 + 16384, 32768), 64) + 1 blocks
+    per_tok_layer = 2 * 8 * 128 * 2
+    blocks = -(-(4095 + 2 * 8192) // 64) + 1
+    assert kv_of("mistralai/Mistral-7B-v0.1", context=32768, runtime="vllm") == (blocks + 1) * 64 * 32 * per_tok_layer
 
 
 def test_kv_dtypes():
     s = resolve_model("meta-llama/Llama-3.1-8B").spec
-    b16 = kv_cache(s, 4096, 1, "bf16", "llamacpp").total
-    assert kv_cache(s, 4096, 1, "fp8", "vllm").total == b16 // 2
-    assert kv_cache(s, 4096, 1, "q8_0", "llamacpp").total == b16 * 34 // 64
-    assert kv_cache(s, 4096, 1, "q4_0", "llamacpp").total == b16 * 18 // 64
+    tokens = full_context_tokens(s, 4096)
+    b16 = kv_cache(s, tokens, 1, "bf16").total
+    assert kv_cache(s, tokens, 1, "fp8").total == b16 // 2
+    assert kv_cache(s, tokens, 1, "q8_0").total == b16 * 34 // 64
+    assert kv_cache(s, tokens, 1, "q4_0").total == b16 * 18 // 64
+    assert kv_cache(s, tokens, 1, "q8_0", "q4_0").total == b16 * (34 + 18) // 128
 
 
 def test_quantized_checkpoint_reported_in_its_own_format():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from llm_mem.dtypes import GGML_TYPES
 from llm_mem.formats import GGUF_BPW
 from llm_mem.params import inventory
 from llm_mem.spec import ModelSpec
@@ -32,11 +33,10 @@ BASE_TYPE = {
     "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1",
     "IQ2_XXS": "IQ2_XXS", "IQ2_XS": "IQ2_XS", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3_XXS": "IQ3_XXS",
     "IQ3_XS": "IQ3_S", "IQ3_S": "IQ3_S", "IQ3_M": "IQ3_S", "IQ1_S": "IQ1_S", "IQ1_M": "IQ1_M",
-    "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "F16": "F16", "BF16": "BF16",
+    "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "F16": "F16", "BF16": "BF16", "F32": "F32",
 }
-# ggml-common.h: QK4_0 = QK4_1 = QK5_0 = QK5_1 = QK8_0 = QK4_NL = 32; every other quant type uses QK_K = 256.
-BLOCK = {t: 32 if t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL") else 256 for t in GGUF_BPW}
-BLOCK.update({"F32": 1, "F16": 1, "BF16": 1})
+# Elements per block of each ggml type (ggml-common.h; the one table in llm_mem.dtypes).
+BLOCK = {t.name: t.block for t in GGML_TYPES}
 # llama-quant.cpp tensor_type_fallback: the type used when a row (ne[0]) is not a multiple of the block;
 # if the fallback's block does not divide the row either, the tensor is stored F16.
 _FALLBACK = {"IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL",
@@ -124,7 +124,7 @@ def tensor_type(recipe: str, role: str, layer: int | None, in_features: int, m: 
     if role in F32_ROLES:
         return "F32"
     base = BASE_TYPE[recipe]
-    if recipe in ("F16", "BF16"):  # ggml_is_quantized(default_type) is false: no mix, no fallback
+    if recipe in ("F32", "F16", "BF16"):  # ggml_is_quantized(default_type) is false: no mix, no fallback
         return base
     t = _mix_type(recipe, base, role, layer, in_features, m, i_attn_v, i_ffn_down)
     # tensor_type_fallback: ne[0] (= in_features) must be a multiple of the type's block

@@ -16,20 +16,6 @@ from llm_mem.spec import ModelSpec
 Attention = Literal["eager", "sdpa", "flash"]
 LogitsMode = Literal["last", "full"]
 
-# vLLM V1 profiles one forward of max_num_batched_tokens tokens; default 8192 for the OpenAI
-# server on data-center GPUs (vllm/engine/arg_utils.py, _set_default_args_v1).
-VLLM_MAX_BATCHED_TOKENS = 8192
-# vLLM V1 profiles a dummy sampler run over max_num_seqs rows: 1024 on GPUs with >= 70 GiB
-# (vllm/engine/arg_utils.py, default_max_num_seqs; 256 on smaller ones). Its top-k/top-p path
-# (vllm/v1/sample/ops/topk_topp_sampler.py) holds per logit: fp32 logits 4 + sorted values 4 +
-# int64 sort indices 8 + softmax probs 4 + cumsum 4 + scattered-back logits 4 + int64 scatter
-# indices 8 = 36 bytes. llm-d's V1 profiles (benchmarks/accuracy) land 6-9% above this.
-VLLM_MAX_NUM_SEQS = 1024
-VLLM_SAMPLER_BYTES_PER_LOGIT = 36
-# llama.cpp processes prompts in micro-batches of n_ubatch tokens (common/common.h: n_ubatch = 512).
-LLAMACPP_UBATCH = 512
-
-
 @dataclass(frozen=True)
 class Transient:
     """Peak transient bytes of a phase, split into activations and logits."""
@@ -41,10 +27,13 @@ class Transient:
 
 
 def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention: Attention,
-               elem: int = 2) -> int:
+               elem: int = 2, tp: int = 1) -> int:
     """Live bytes at the peak of one decoder layer processing `tokens` (over `batch` sequences)
-    that attend to `kv_len` keys each."""
-    h, a, kv, d = spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim
+    that attend to `kv_len` keys each. Under tensor parallelism (``tp``) each rank computes 1/tp of
+    the heads and of the MLP width; the residual stream is whole on every rank."""
+    h, d = spec.hidden_size, spec.head_dim
+    a = max(1, spec.num_heads // tp)
+    kv = max(1, spec.num_kv_heads // tp)
     q_len = tokens // max(batch, 1)
     # the layer's input (still referenced by the decoder loop), the residual sum and the normed copy
     # (measured with --verify: benchmarks/verify/RESULTS.md)
@@ -71,11 +60,11 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
         # (measured with --verify on DeepSeek-V2-Lite: benchmarks/verify/RESULTS.md)
         weighted = 4 if spec.moe_routing_fp32 else elem
         mlp_stage = (tokens * moe.num_experts * 4 + routed * h * (3 * elem + weighted)
-                     + 3 * tokens * moe.shared_intermediate_size * elem)
-        dense_i = spec.intermediate_size if not all(moe.moe_layers) else 0
+                     + 3 * tokens * moe.shared_intermediate_size // tp * elem)
+        dense_i = spec.intermediate_size // tp if not all(moe.moe_layers) else 0
         mlp_stage = max(mlp_stage, 3 * tokens * dense_i * elem)
     else:
-        width = spec.intermediate_size
+        width = spec.intermediate_size // tp
         mlp_stage = (3 if spec.mlp_kind == "gated" else 2) * tokens * width * elem
     return residual + max(attn_stage, mlp_stage)
 
@@ -83,34 +72,3 @@ def layer_peak(spec: ModelSpec, tokens: int, batch: int, kv_len: int, attention:
 def logits_bytes(spec: ModelSpec, positions: int, elem: int = 2) -> int:
     """Logits for `positions` positions: the compute-dtype output plus its fp32 upcast."""
     return positions * spec.vocab_size * (elem + 4)
-
-
-def inference_transient(spec: ModelSpec, context: int, batch: int, attention: Attention,
-                        runtime: str, logits: LogitsMode, elem: int = 2) -> Transient:
-    """The larger of prefill and decode transients for a prompt filling `context` tokens."""
-    if runtime == "vllm":
-        tokens = min(context * batch, VLLM_MAX_BATCHED_TOKENS)
-        # flash-attention kernels, chunked prefill: no s^2 term; sampler logits for max_num_seqs rows
-        act = layer_peak(spec, tokens, max(1, tokens // context), min(context, tokens), "flash", elem)
-        sampler = VLLM_MAX_NUM_SEQS * spec.vocab_size * VLLM_SAMPLER_BYTES_PER_LOGIT
-        # the forward's activations are freed before the sampler runs: the profile peak is the larger
-        phase = "prefill" if act >= sampler else "sampler"
-        return Transient(max(act, sampler), 0, phase,
-                         f"vLLM V1 profile: a forward of {tokens} batched tokens, then a sampler run over "
-                         f"{VLLM_MAX_NUM_SEQS} rows x {spec.vocab_size:,} logits (36 bytes each)")
-    if runtime == "llamacpp":
-        ub = min(LLAMACPP_UBATCH, context * batch)
-        kq = ub * context * spec.num_heads * 4 + ub * context * 2 if attention != "flash" else ub * context * 2
-        width = spec.intermediate_size if spec.moe is None else max(spec.intermediate_size,
-                                                                    spec.moe.expert_intermediate_size)
-        other = ub * (width + spec.hidden_size) * 4
-        logit = ub * spec.vocab_size * 4
-        # ggml's graph allocator reuses the attention-score buffer for the logits (they are never live together)
-        return Transient(max(kq, logit) + other, 0, "prefill",
-                         f"llama.cpp compute buffer for n_ubatch={ub}" + ("" if attention == "flash" else ", no flash-attn"))
-    tokens = context * batch
-    prefill = layer_peak(spec, tokens, batch, context, attention, elem)
-    decode = layer_peak(spec, batch, batch, context, attention, elem)
-    positions = tokens if logits == "full" else batch
-    phase = "prefill" if prefill >= decode else "decode"
-    return Transient(max(prefill, decode), logits_bytes(spec, positions, elem), phase)

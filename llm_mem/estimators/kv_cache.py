@@ -1,92 +1,96 @@
-"""KV cache bytes: GQA/MQA, explicit head_dim, MLA latent, sliding-window and hybrid layers.
+"""KV cache bytes: GQA/MQA, explicit head_dim, K and V widths apart, the MLA latent, sliding-window
+and linear-attention layers.
 
-Per token and layer a standard cache holds K and V: 2 * kv_heads * head_dim elements.
-MLA (DeepSeek-V2 paper arXiv:2405.04434, eq. 9-10) caches the compressed latent c_kv
-(kv_lora_rank) plus the decoupled RoPE key (qk_rope_head_dim) once for all heads.
+Per token and attention layer a standard cache holds K (kv_heads x head_dim) and V
+(kv_heads x v_head_dim). MLA (DeepSeek-V2 paper arXiv:2405.04434, eq. 9-10) caches the compressed
+latent c_kv (kv_lora_rank) plus the decoupled RoPE key (qk_rope_head_dim) once for all heads, and
+no V: vLLM 0.34 (MLAAttentionSpec head_size = kv_lora_rank + rope, head_size_v = 0), llama.cpp
+b10470 (llama-kv-cache.cpp: ``has_v = !is_mla``) and transformers 5 all keep only the latent.
+
+How many tokens each layer keeps is the engine's rule; the engines (llm_mem.runtimes) pass
+``tokens_per_layer``. This module only multiplies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from llm_mem.errors import UsageError
+from llm_mem.choices import KvDtype
+from llm_mem.dtypes import GGML_BY_NAME
 from llm_mem.spec import ModelSpec
 
-Runtime = Literal["transformers", "vllm", "llamacpp"]
+# Bits per cached element. llama.cpp's block types for -ctk/-ctv are ggml types (llm_mem.dtypes
+# GGML_TYPES: q8_0 = 34 B per 32, q4_0 = 18 B per 32, ...); fp8 KV is one byte in vLLM 0.34
+# (utils/torch_utils.py STR_DTYPE_TO_TORCH_DTYPE maps fp8, fp8_e4m3, fp8_e5m2 to uint8).
+_GGML_KV = {KvDtype.q8_0: "Q8_0", KvDtype.q5_1: "Q5_1", KvDtype.q5_0: "Q5_0", KvDtype.q4_1: "Q4_1",
+            KvDtype.iq4_nl: "IQ4_NL", KvDtype.q4_0: "Q4_0"}
+_FLOAT_KV_BITS = {KvDtype.fp32: 32.0, KvDtype.bf16: 16.0, KvDtype.fp16: 16.0, KvDtype.fp8: 8.0,
+                  KvDtype.fp8_e5m2: 8.0}
 
-# Bits per cached element. q8_0 / q4_0 are llama.cpp's block types for `--cache-type-k/v`
-# (ggml-common.h: block_q8_0 = 34 B per 32, block_q4_0 = 18 B per 32).
-KV_DTYPE_BITS = {"fp32": 32.0, "bf16": 16.0, "fp16": 16.0, "fp8": 8.0, "q8_0": 34 * 8 / 32, "q4_0": 18 * 8 / 32}
+
+def kv_bits(dtype: KvDtype | str) -> float:
+    """Bits per cached element of a KV dtype."""
+    d = KvDtype(dtype)
+    if d in _GGML_KV:
+        return GGML_BY_NAME[_GGML_KV[d]].bpw
+    return _FLOAT_KV_BITS[d]
 
 
-def kv_bits(kv_dtype: str, runtime: Runtime) -> float:
-    """Bits per cached element; refuses dtypes the runtime cannot cache in."""
-    key = kv_dtype.lower().replace("float16", "fp16").replace("bfloat16", "bf16").replace("fp8_e4m3", "fp8")
-    if key not in KV_DTYPE_BITS:
-        raise UsageError(f"unknown --kv-dtype {kv_dtype!r}", f"choose one of {', '.join(KV_DTYPE_BITS)}")
-    if key in ("q8_0", "q4_0") and runtime != "llamacpp":
-        raise UsageError(f"--kv-dtype {key} is a llama.cpp cache type", "add --runtime llamacpp, or use fp8")
-    return KV_DTYPE_BITS[key]
+@dataclass(frozen=True)
+class KvWidths:
+    """Elements one token adds to one attention layer's cache."""
+
+    k: int
+    v: int
+    latent: bool  # the MLA latent (K only)
+
+    @property
+    def total(self) -> int:
+        return self.k + self.v
+
+
+def kv_widths(spec: ModelSpec, kv_heads: int | None = None) -> KvWidths:
+    """K and V elements per token per attention layer (``kv_heads``: per rank, default all)."""
+    if spec.mla is not None:
+        return KvWidths(spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0, True)
+    heads = spec.num_kv_heads if kv_heads is None else kv_heads
+    return KvWidths(heads * spec.head_dim, heads * (spec.v_head_dim or spec.head_dim), False)
 
 
 @dataclass(frozen=True)
 class KvCache:
     """The cache for one workload, with the per-token figures users compare."""
 
-    total: int  # bytes for batch x context
-    per_token_full: int  # bytes per token if every layer held the full context (all layers)
-    per_1k_tokens: int  # bytes for 1,024 tokens of one sequence at this context
-    per_layer: list[int]  # bytes per layer for the workload
-    cached_tokens: list[int]  # tokens each layer holds
+    total: int  # bytes for every sequence's cached tokens
+    per_token_full: int  # bytes per token if every attention layer held the full context
+    per_1k_tokens: int  # bytes for 1,024 tokens of one sequence under the engine's window rules
+    per_layer: list[int]  # bytes per layer
+    cached_tokens: list[int]  # tokens each layer holds, per sequence
     mla_latent: bool
     note: str | None = None
 
 
-def elements_per_token_layer(spec: ModelSpec, runtime: Runtime) -> tuple[int, bool]:
-    """Cached elements per token in one attention layer, and whether it is the MLA latent."""
-    if spec.mla is not None:
-        # vLLM, SGLang, llama.cpp and transformers 5 (modeling_deepseek_v2/v3: cache.update(k_nope, k_pe))
-        # all cache the compressed latent
-        return spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, True
-    return 2 * spec.num_kv_heads * spec.head_dim, False
+def layer_bytes(widths: KvWidths, tokens: int, k_bits: float, v_bits: float) -> int:
+    """Bytes of ``tokens`` tokens in one layer's cache."""
+    return int(tokens * (widths.k * k_bits + widths.v * v_bits) / 8)
 
 
-def cached_tokens_per_layer(spec: ModelSpec, context: int, runtime: Runtime) -> list[int]:
-    """Tokens each layer keeps at the peak. Sliding layers keep min(context, window) in llama.cpp's
-    iSWA cache; vLLM sizes them at full length in hybrid (sliding + full) models, as its KV manager
-    allocates per full-attention spec; transformers' DynamicSlidingWindowLayer keeps a view of the
-    last window-1 tokens whose storage is the whole prefill, so right after prefill a sliding layer
-    still holds the full context (measured with --verify on gpt-oss-20b)."""
-    kinds = spec.layer_types
-    hybrid = "sliding" in kinds and "full" in kinds
-    out = []
-    for k in kinds:
-        if k == "linear":
-            out.append(0)
-        elif k == "sliding" and spec.sliding_window and runtime != "transformers" and not (runtime == "vllm" and hybrid):
-            out.append(min(context, spec.sliding_window))
-        else:
-            out.append(context)
-    return out
-
-
-def kv_cache(spec: ModelSpec, context: int, batch: int, kv_dtype: str, runtime: Runtime) -> KvCache:
-    """KV cache bytes for `batch` sequences of `context` tokens."""
-    bits = kv_bits(kv_dtype, runtime)
-    elems, latent = elements_per_token_layer(spec, runtime)
-    tokens = cached_tokens_per_layer(spec, context, runtime)
-    per_layer = [int(t * batch * elems * bits / 8) for t in tokens]
+def kv_cache(spec: ModelSpec, tokens_per_layer: list[int], sequences: int, k_dtype: KvDtype | str,
+             v_dtype: KvDtype | str | None = None, tokens_1k: list[int] | None = None,
+             kv_heads: int | None = None, note: str | None = None) -> KvCache:
+    """KV bytes when layer i keeps ``tokens_per_layer[i]`` tokens for each of ``sequences`` sequences
+    (0 for layers with no KV: linear attention, recurrent state). ``tokens_1k``: the same rule at a
+    1,024-token context, for the per-1k figure."""
+    kb = kv_bits(k_dtype)
+    vb = kv_bits(v_dtype if v_dtype is not None else k_dtype)
+    w = kv_widths(spec, kv_heads)
+    per_layer = [layer_bytes(w, t * sequences, kb, vb) for t in tokens_per_layer]
     attn_layers = sum(1 for k in spec.layer_types if k != "linear")
-    per_token_full = int(attn_layers * elems * bits / 8)
-    per_1k = int(sum(min(t, 1024) for t in cached_tokens_per_layer(spec, max(context, 1024), runtime))
-                 * elems * bits / 8)
-    note = None
-    if spec.mla is not None:
-        note = f"MLA latent cache: {elems} values per token per layer (kv_lora_rank + rope dims)"
-    if runtime == "transformers" and "sliding" in spec.layer_types and spec.sliding_window and context > spec.sliding_window:
-        note = (f"transformers keeps the whole prefill in sliding-window layers until the first decode step; "
-                f"llama.cpp caps them at the {spec.sliding_window}-token window (--runtime llamacpp)")
-    if "linear" in spec.layer_types:
-        note = "linear-attention layers keep a fixed-size state, not counted per token"
-    return KvCache(sum(per_layer), per_token_full, per_1k, per_layer, tokens, latent, note)
+    per_1k = sum(layer_bytes(w, t, kb, vb) for t in (tokens_1k or [min(t, 1024) for t in tokens_per_layer]))
+    return KvCache(sum(per_layer), layer_bytes(w, attn_layers, kb, vb), per_1k, per_layer, list(tokens_per_layer),
+                   w.latent, note)
+
+
+def full_context_tokens(spec: ModelSpec, context: int) -> list[int]:
+    """Every attention layer holds the whole context; linear-attention layers hold no KV."""
+    return [0 if k == "linear" else context for k in spec.layer_types]

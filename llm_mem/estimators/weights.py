@@ -1,27 +1,34 @@
-"""Weight bytes per tensor, per layer and in total, for a storage format."""
+"""Weight bytes per tensor, per layer, per rank and in total, for a storage format.
+
+A WeightPlan says how the weights are stored: a Format (llm_mem.formats), the bytes of what it leaves
+unquantized, its scale layout, and the modules a checkpoint keeps unquantized (its skip list, matched
+against the modules' Hugging Face names as the loaders match them: exact names, parent modules,
+``re:`` patterns of compressed-tensors, ``*`` globs of ModelOpt and gpt-oss configs).
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llm_mem.dtypes import bits as dtype_bits
 from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
-from llm_mem.formats import (
-    BNB4_BPW,
-    BNB4_DQ_BPW,
-    MXFP4_BPW,
-    Format,
-    get_format,
-)
+from llm_mem.formats import BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, NVFP4_BPW, Format, get_format
+from llm_mem.layout import Layout, rank_share, stage_layers
 from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
-from llm_mem.spec import ModelSpec, QuantConfig
+from llm_mem.spec import ModelSpec, QuantConfig, ScaleLayout
 
-DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
-# safetensors dtype strings (safetensors format spec) -> bits per element
-SAFETENSORS_BITS = {"F64": 64, "I64": 64, "U64": 64, "F32": 32, "I32": 32, "U32": 32, "F16": 16, "BF16": 16,
-                    "I16": 16, "U16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "I8": 8, "U8": 8,
-                    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+# fp8 / int8 checkpoints keep fp32 scales (vLLM fp8.py / fbgemm_fp8.py create_weights: weight_scale in
+# torch.float32); W4A16 and GPTQ/AWQ group scales are fp16/bf16 (2 bytes).
+FP32_SCALE = 4
+HALF_SCALE = 2
+# Skip-list patterns longer than this, or regexes with a quantified group (catastrophic backtracking),
+# are not evaluated: a hostile config must not hang the estimate (docs/limits.md).
+MAX_PATTERN = 200
+_NESTED_QUANTIFIER = re.compile(r"\)[*+{?]")
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,11 @@ class WeightPlan:
     gptq_bits: float | None = None
     group_size: int | None = None
     fp8_block: tuple[int, ...] | None = None
+    scale: ScaleLayout | None = None  # weight-scale layout where the format allows several
+    skip_modules: tuple[str, ...] = ()  # modules kept unquantized (the checkpoint's skip list)
+    quantize_lm_head: bool = False
     source: str = ""  # "checkpoint" (config's own format) or "requested"
+    checkpoint_repo: str | None = None  # an existing quantized checkpoint this plan stands for
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class WeightBytes:
     experts: int  # all routed experts
     quantized_params: int  # parameters stored in the quantized format
     kept_params: int  # parameters kept at keep_bytes (embeddings, head, norms...)
+    skipped_params: int = 0  # parameters the skip list kept unquantized
 
     @property
     def largest_unit(self) -> int:
@@ -57,19 +69,119 @@ class WeightBytes:
 
 
 def plan_from_quant(q: QuantConfig, compute_bytes: int) -> WeightPlan:
-    """The storage a checkpoint's own quantization_config describes."""
+    """The storage a checkpoint's own quantization_config describes (method ``other``: the compute dtype)."""
+    common = dict(skip_modules=q.skip_modules, quantize_lm_head=q.quantize_lm_head, source="checkpoint")
     if q.method == "bitsandbytes":
         fmt = get_format(q.quant_type or "nf4") if q.bits == 4 else get_format("int8")
-        return WeightPlan(fmt, compute_bytes, bnb_double_quant=q.double_quant, source="checkpoint")
+        return WeightPlan(fmt, compute_bytes, bnb_double_quant=q.double_quant, **common)  # type: ignore[arg-type]
     if q.method in ("gptq", "awq"):
         bits = q.bits or 4
         fmt = get_format("awq" if q.method == "awq" else "gptq-int8" if bits == 8 else "gptq")
-        return WeightPlan(fmt, compute_bytes, gptq_bits=bits, group_size=q.group_size, source="checkpoint")
+        return WeightPlan(fmt, compute_bytes, gptq_bits=bits, group_size=q.group_size, **common)  # type: ignore[arg-type]
     if q.method == "fp8":
-        return WeightPlan(get_format("fp8"), compute_bytes, fp8_block=q.block_size, source="checkpoint")
+        return WeightPlan(get_format("fp8"), compute_bytes, fp8_block=q.block_size, scale=q.scale or "tensor",
+                          **common)  # type: ignore[arg-type]
+    if q.method == "int8":
+        return WeightPlan(get_format("w8a8"), compute_bytes, scale=q.scale or "channel", **common)  # type: ignore[arg-type]
+    if q.method == "int4":
+        return WeightPlan(get_format("w4a16"), compute_bytes, group_size=q.group_size, scale=q.scale or "group",
+                          **common)  # type: ignore[arg-type]
+    if q.method == "nvfp4":
+        return WeightPlan(get_format("nvfp4"), compute_bytes, group_size=q.group_size, scale="group",
+                          **common)  # type: ignore[arg-type]
     if q.method == "mxfp4":
-        return WeightPlan(get_format("mxfp4"), compute_bytes, source="checkpoint")
-    return WeightPlan(get_format("bf16"), compute_bytes, source="checkpoint")
+        return WeightPlan(get_format("mxfp4"), compute_bytes, **common)  # type: ignore[arg-type]
+    return WeightPlan(get_format("bf16" if compute_bytes == 2 else "fp32"), compute_bytes, source="checkpoint")
+
+
+# ---- which tensors a skip list keeps unquantized -----------------------------------------------
+def hf_module_names(t: Tensor) -> tuple[str, ...]:
+    """The Hugging Face module paths a tensor's module goes by in checkpoints (our inventory names its
+    modules generically: ``layers.3.attn.q_proj`` is ``model.layers.3.self_attn.q_proj``)."""
+    module = t.name.rsplit(".", 1)[0]
+    if module == "embed_tokens":
+        return ("model.embed_tokens", "model.language_model.embed_tokens")
+    if module == "lm_head":
+        return ("lm_head",)
+    if not module.startswith("layers."):
+        return (f"model.{module}",)
+    _, idx, block, *rest = module.split(".")
+    base = f"model.layers.{idx}"
+    tail = ".".join(rest)
+    if block == "attn":
+        return (f"{base}.self_attn.{tail}", f"{base}.attention.{tail}", f"model.language_model.layers.{idx}.self_attn.{tail}")
+    if rest and rest[0] == "router":
+        return (f"{base}.mlp.gate", f"{base}.mlp.router", f"{base}.block_sparse_moe.gate")
+    if rest and rest[0] == "experts":
+        return (f"{base}.mlp.experts", f"{base}.mlp.experts.{'.'.join(rest[1:])}", f"{base}.block_sparse_moe.experts")
+    if rest and rest[0] == "shared_experts":
+        sub = ".".join(rest[1:])
+        return (f"{base}.mlp.shared_experts.{sub}", f"{base}.mlp.shared_expert.{sub}")
+    return (f"{base}.{block}.{tail}" if tail else f"{base}.{block}",
+            f"model.language_model.layers.{idx}.{block}.{tail}")
+
+
+@dataclass(frozen=True)
+class _SkipMatcher:
+    plain: frozenset[tuple[str, ...]]  # dotted names, as component tuples
+    patterns: tuple[re.Pattern[str], ...]
+    globs: tuple[str, ...]
+
+    def matches(self, names: tuple[str, ...]) -> bool:
+        for name in names:
+            parts = tuple(name.split("."))
+            # a plain entry names the module, a parent of it, or its trailing components (bnb's "lm_head")
+            if any(parts[i:j] in self.plain for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)):
+                return True
+            if any(p.match(name) for p in self.patterns):
+                return True
+            if any(fnmatch.fnmatchcase(name, g) or fnmatch.fnmatchcase(name, g + ".*") for g in self.globs):
+                return True
+        return False
+
+
+@lru_cache(maxsize=64)
+def _matcher(skip: tuple[str, ...]) -> _SkipMatcher:
+    plain: set[tuple[str, ...]] = set()
+    patterns: list[re.Pattern[str]] = []
+    globs: list[str] = []
+    for entry in skip:
+        e = entry.strip()
+        if not e or len(e) > MAX_PATTERN:
+            continue
+        if e.startswith("re:"):
+            if _NESTED_QUANTIFIER.search(e):
+                continue
+            try:
+                patterns.append(re.compile(e[3:]))
+            except re.error:
+                continue
+        elif any(c in e for c in "*?["):
+            globs.append(e)
+        else:
+            plain.add(tuple(e.removesuffix(".weight").split(".")))
+    return _SkipMatcher(frozenset(plain), tuple(patterns), tuple(globs))
+
+
+def skipped(t: Tensor, skip: tuple[str, ...]) -> bool:
+    """Whether a checkpoint's skip list keeps tensor ``t``'s module unquantized."""
+    return bool(skip) and _matcher(skip).matches(hf_module_names(t))
+
+
+# ---- bytes of one tensor ---------------------------------------------------------------------------
+def _scales(plan: WeightPlan, out_f: int, in_f: int, default: ScaleLayout, scale_bytes: int) -> int:
+    """Bytes of one copy's scales for the plan's scale layout."""
+    layout = plan.scale or default
+    if layout == "tensor":
+        return FP32_SCALE
+    if layout == "channel":
+        return out_f * scale_bytes
+    if layout == "block" and plan.fp8_block:
+        b0, b1 = (plan.fp8_block + (plan.fp8_block[0],))[:2]
+        return math.ceil(out_f / b0) * math.ceil(in_f / b1) * FP32_SCALE
+    group = plan.group_size or 128
+    group = in_f if group <= 0 else group
+    return out_f * math.ceil(in_f / group) * scale_bytes
 
 
 def _linear_bytes(t: Tensor, plan: WeightPlan, spec: ModelSpec) -> int:
@@ -101,51 +213,70 @@ def _linear_bytes(t: Tensor, plan: WeightPlan, spec: ModelSpec) -> int:
         return (in_f * math.ceil(out_f * bits / 32) * 4 + groups * out_f * 2
                 + groups * math.ceil(out_f * bits / 32) * 4) * t.copies
     if f.key == "fp8":
-        if plan.fp8_block:  # DeepSeek-V3: fp32 weight_scale_inv per 128x128 block
-            b0, b1 = plan.fp8_block
-            return n + math.ceil(out_f / b0) * math.ceil(in_f / b1) * 4 * t.copies
-        return n + 4 * t.copies  # one fp32 per-tensor scale
+        return n + _scales(plan, out_f, in_f, "block" if plan.fp8_block else "tensor", FP32_SCALE) * t.copies
+    if f.key == "w8a8":
+        return n + _scales(plan, out_f, in_f, "channel", FP32_SCALE) * t.copies
+    if f.key == "w4a16":  # int32-packed nibbles + a half-precision scale per group
+        return math.ceil(n / 2) + _scales(plan, out_f, in_f, "group", HALF_SCALE) * t.copies
+    if f.key == "nvfp4":  # packed e2m1 + an fp8 scale per 16 + one fp32 global scale
+        return math.ceil(n * NVFP4_BPW / 8) + FP32_SCALE * t.copies
     if f.key == "mxfp4":
         return math.ceil(n * MXFP4_BPW / 8)
     return math.ceil(n * f.linear_bits / 8)
 
 
 def is_quantized(t: Tensor, plan: WeightPlan) -> bool:
-    """Whether the plan stores tensor `t` in its quantized format."""
+    """Whether the plan stores tensor ``t`` in its quantized format."""
     f = plan.fmt
     if f.key in ("fp32", "bf16", "fp16"):
         return False
     if f.gguf_recipe:
         return t.role not in f.keep_roles
+    if plan.skip_modules and skipped(t, plan.skip_modules):
+        return False
     if f.experts_only:
         return t.role in EXPERT_ROLES and t.role != "expert_bias"
     if t.role == "router" and f.key in ("nf4", "fp4", "int8"):
         return len(t.shape) == 2  # bnb converts every nn.Linear's weight but the head's; biases stay
+    if t.role == "lm_head":
+        return plan.quantize_lm_head
     return t.role in LINEAR_ROLES
 
 
 @lru_cache(maxsize=256)
-def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
-    """Weight bytes of every tensor under `plan`, summed by place in the model."""
-    n = spec.num_layers
-    per_layer = [0] * n
-    embedding = lm_head = other = experts = 0
-    qparams = kparams = 0
+def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
+    """Bytes of every inventory tensor under ``plan``."""
     f = plan.fmt
     float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
+    out: dict[str, int] = {}
     for t in inventory(spec):
         if float_bytes is not None:
-            b = t.numel * float_bytes
-            kparams += t.numel
+            out[t.name] = t.numel * float_bytes
         elif is_quantized(t, plan):
-            b = _linear_bytes(t, plan, spec)
+            out[t.name] = _linear_bytes(t, plan, spec)
+        elif f.gguf_recipe:  # GGUF keeps norms, biases, the MoE router and position embeddings F32
+            out[t.name] = gguf_tensor_bytes(f.gguf_recipe, spec)[t.name]
+        else:
+            out[t.name] = t.numel * plan.keep_bytes
+    return out
+
+
+@lru_cache(maxsize=256)
+def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
+    """Weight bytes of every tensor under ``plan``, summed by place in the model."""
+    per_layer = [0] * spec.num_layers
+    embedding = lm_head = other = experts = 0
+    qparams = kparams = skipped_params = 0
+    sizes = tensor_bytes(spec, plan)
+    quantizing = plan.fmt.key not in ("fp32", "bf16", "fp16")
+    for t in inventory(spec):
+        b = sizes[t.name]
+        if quantizing and is_quantized(t, plan):
             qparams += t.numel
         else:
-            if f.gguf_recipe:  # GGUF keeps norms, biases, the MoE router and position embeddings F32
-                b = gguf_tensor_bytes(f.gguf_recipe, spec)[t.name]
-            else:
-                b = t.numel * plan.keep_bytes
             kparams += t.numel
+            if plan.skip_modules and t.role in LINEAR_ROLES and skipped(t, plan.skip_modules):
+                skipped_params += t.numel
         if t.layer is not None:
             per_layer[t.layer] += b
             if t.role in EXPERT_ROLES:
@@ -157,9 +288,32 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
         else:
             other += b
     total = sum(per_layer) + embedding + lm_head + other
-    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams)
+    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, skipped_params)
+
+
+def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> list[int]:
+    """Weight bytes on one GPU of each pipeline stage under ``layout`` (TP/EP shares applied):
+    the embedding on the first stage, final norm and head on the last (a tied head is a second copy
+    of the embedding there when PP > 1, as vLLM's last stage loads it). ``scale`` corrects every
+    tensor by a measured checkpoint total."""
+    sizes = tensor_bytes(spec, plan)
+    out = []
+    for s in range(layout.pp):
+        layers = stage_layers(spec.num_layers, layout.pp, s)
+        total = 0.0
+        for t in inventory(spec):
+            if t.layer is not None:
+                on = t.layer in layers
+            elif t.role in ("embed", "pos_embed", "embed_proj") or t.name.startswith("embed_norm"):
+                on = s == 0 or (t.role == "embed" and spec.tie_word_embeddings and s == layout.pp - 1)
+            else:  # final norm, head
+                on = s == layout.pp - 1
+            if on:
+                total += sizes[t.name] * rank_share(t, spec, layout)
+        out.append(int(total * scale))
+    return out
 
 
 def checkpoint_bytes(dtype_counts: dict[str, int]) -> int:
     """Exact tensor bytes of a safetensors checkpoint from its per-dtype element counts."""
-    return sum(math.ceil(c * SAFETENSORS_BITS.get(d.upper(), 16) / 8) for d, c in dtype_counts.items())
+    return sum(math.ceil(c * (dtype_bits(d, 16) or 16) / 8) for d, c in dtype_counts.items())

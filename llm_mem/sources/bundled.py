@@ -63,3 +63,44 @@ def close_matches(name: str, n: int = 3) -> list[str]:
         if keys[h].id not in out:
             out.append(keys[h].id)
     return out[:n]
+
+
+class QuantizedCheckpoint(BaseModel):
+    """A published quantized checkpoint of a bundled model (llm_mem/data/quantized.json)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repo: str
+    source: str
+    quantization_config: dict[str, Any] | None = None  # None for GGUF repos
+
+
+# Meta's Llama-3.1-405B-Instruct-FP8 config.json keeps every layer's attention projections and the MLP of
+# the first and last layers in BF16 (model card; modules_to_not_convert, 126 layers).
+def _llama405b_fp8_skip() -> list[str]:
+    names = [f"model.layers.{i}.self_attn.{p}" for i in range(126) for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    names += [f"model.layers.{i}.mlp.{p}" for i in (0, 125) for p in ("gate_proj", "up_proj", "down_proj")]
+    return [*names, "lm_head"]
+
+
+_EXPANSIONS = {"llama405b_fp8": _llama405b_fp8_skip}
+
+
+@lru_cache(maxsize=1)
+def _quantized() -> dict[str, dict[str, Any]]:
+    raw: dict[str, Any] = json.loads((_data_dir() / "quantized.json").read_text())
+    return {k.lower(): v for k, v in raw.items() if not k.startswith("_")}
+
+
+def quantized_checkpoint(model_id: str, key: str) -> QuantizedCheckpoint | None:
+    """The published checkpoint of bundled ``model_id`` stored as ``key`` (fp8, awq, gptq, gguf...)."""
+    entry = _quantized().get(model_id.lower(), {}).get(key)
+    if entry is None:
+        return None
+    qc = entry.get("quantization_config")
+    if isinstance(qc, dict):
+        qc = dict(qc)
+        for field, value in qc.items():
+            if isinstance(value, dict) and "expand" in value:
+                qc[field] = _EXPANSIONS[value["expand"]]()
+    return QuantizedCheckpoint(repo=entry["repo"], source=entry["source"], quantization_config=qc)

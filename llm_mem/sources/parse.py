@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from llm_mem.errors import ConfigError
-from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec, QuantConfig
+from llm_mem.sources.quant import parse_quantization
+from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec
 
 LLAMA_LIKE = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
@@ -19,9 +20,10 @@ LLAMA_LIKE = {
 KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"}
 # Families whose attention is one fused query_key_value projection and a "dense" output.
 FUSED_QKV = frozenset({"gpt2", "opt", "bloom", "gpt_neox", "falcon"})
-# Families transformers 5.24 builds without an SDPA path (modeling_gpt_oss.py: _supports_sdpa = False,
-# the attention sinks need the eager softmax).
-NO_SDPA = frozenset({"gpt_oss"})
+# Families transformers 5.24 builds without an SDPA path, so its default attention is eager
+# (modeling_gpt_oss.py, modeling_bloom.py, modeling_gemma2.py: _supports_sdpa = False; gpt-oss's sinks
+# and Gemma-2's logit soft-capping need the eager softmax; Gemma-2 had SDPA in 4.57).
+NO_SDPA = frozenset({"gpt_oss", "gemma2", "bloom"})
 # llama.cpp's architecture for each family (convert_hf_to_gguf.py model classes -> gguf MODEL_ARCH):
 # Mistral and Mixtral convert to LLM_ARCH_LLAMA; DeepSeek V2 and V3 to deepseek2. OPT has no converter.
 LLAMACPP_ARCH = {
@@ -66,37 +68,6 @@ def unwrap_text_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 merged[key] = cfg[key]
         return merged
     return cfg
-
-
-def parse_quantization(qc: Any) -> QuantConfig | None:
-    """Normalise a `quantization_config` (bitsandbytes, gptq, awq, fp8, mxfp4...)."""
-    if not isinstance(qc, dict):
-        return None
-    method = str(qc.get("quant_method", "")).lower()
-    skip = tuple(qc.get("modules_to_not_convert") or qc.get("llm_int8_skip_modules") or ())
-    if method == "bitsandbytes" or qc.get("load_in_4bit") or qc.get("load_in_8bit"):
-        four = bool(qc.get("load_in_4bit") or qc.get("_load_in_4bit"))
-        return QuantConfig(
-            method="bitsandbytes", bits=4 if four else 8,
-            quant_type=str(qc.get("bnb_4bit_quant_type", "nf4")) if four else "int8",
-            double_quant=bool(qc.get("bnb_4bit_use_double_quant", False)), skip_modules=skip,
-        )
-    if method in ("gptq", "awq"):
-        return QuantConfig(
-            method=method, bits=float(qc.get("bits", qc.get("w_bit", 4))),
-            group_size=int(qc.get("group_size", qc.get("q_group_size", 128))), skip_modules=skip,
-        )
-    if method == "fp8":
-        block = qc.get("weight_block_size")
-        return QuantConfig(
-            method="fp8", bits=8, quant_type=str(qc.get("fmt", "e4m3")),
-            block_size=tuple(block) if block else None, skip_modules=skip,
-        )
-    if method == "mxfp4":
-        return QuantConfig(method="mxfp4", bits=4.25, skip_modules=skip)
-    if method == "compressed-tensors":
-        return QuantConfig(method="compressed-tensors")
-    return QuantConfig(method="other")
 
 
 def _layer_types(cfg: dict[str, Any], family: str, n: int) -> tuple[tuple[LayerKind, ...], int | None]:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llm_mem.catalog import Gpu
 from llm_mem.estimate import estimate
-from llm_mem.planner import budget
+from llm_mem.planner.model import budget
 from llm_mem.report import Workload
 from llm_mem.sources.bundled import load_bundled_config, registry
 from llm_mem.sources.parse import parse_config
