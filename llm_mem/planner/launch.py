@@ -35,7 +35,12 @@ _MAX_MEMORY_STEP = 0.1
 
 def checkpoint_id(model: str, report: Report) -> str:
     """The repo or path the engine loads: a published quantized checkpoint when the plan sized one."""
-    return report.weights.checkpoint_repo or (report.source.location if report.source.kind == "local" else model)
+    if report.weights.checkpoint_repo:
+        return report.weights.checkpoint_repo
+    if report.source.kind == "local":  # the model folder (the source names its config.json)
+        loc = report.source.location
+        return loc.rsplit("/", 1)[0] if loc.endswith("config.json") and "/" in loc else loc
+    return model
 
 
 def vllm_serve(model: str, report: Report, tp: int, pp: int, dp: int, ep: bool, nodes: int) -> list[str]:
