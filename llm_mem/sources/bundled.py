@@ -51,7 +51,8 @@ def find_bundled(name: str) -> BundledModel | None:
 
 def load_bundled_config(model: BundledModel) -> dict[str, Any]:
     """The raw config.json dict of a bundled model."""
-    return json.loads((_data_dir() / "models" / model.file).read_text())
+    raw: dict[str, Any] = json.loads((_data_dir() / "models" / model.file).read_text())
+    return raw
 
 
 def close_matches(name: str, n: int = 3) -> list[str]:

@@ -18,12 +18,24 @@ from llm_mem.sources.limits import LOCAL_READAHEAD
 class ByteSource(Protocol):
     """A file read by offset. ``read`` returns exactly ``n`` bytes, fewer only at the end of the file."""
 
-    name: str  # for messages: a path or repo/file
-    size: int | None  # bytes in the file, when known
-    readahead: int  # how many bytes past a request a read may fetch
-    fetched: int  # bytes read so far (over HTTP: bytes transferred)
+    @property
+    def name(self) -> str:
+        """For messages: a path or repo/file."""
 
-    def read(self, offset: int, n: int) -> bytes: ...
+    @property
+    def size(self) -> int | None:
+        """Bytes in the file, when known."""
+
+    @property
+    def readahead(self) -> int:
+        """How many bytes past a request a read may fetch."""
+
+    @property
+    def fetched(self) -> int:
+        """Bytes read so far (over HTTP: bytes transferred)."""
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Exactly ``n`` bytes at ``offset``, fewer only at the end of the file."""
 
 
 class LocalFile:

@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from llm_mem.errors import ConfigError
+from llm_mem.sources.limits import MAX_CONFIG_BYTES
 
-# A real config.json is a few KB (DeepSeek-V3's is 1.7 KB; the largest multimodal ones ~50 KB).
-# Anything beyond 2 MiB is not a config and is refused before parsing.
-MAX_CONFIG_BYTES = 2 * 2**20
+__all__ = ["MAX_CONFIG_BYTES", "load_config_file", "open_regular", "parse_json_object", "read_limited"]
 _CHUNK = 1 << 16
 
 
-def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file, refusing more than ``limit`` bytes (counted while reading, so a
-    file that grows or lies about its size cannot exceed it) and anything that is not a regular file.
-    FileNotFoundError passes through; other problems are one ConfigError line."""
+def open_regular(path: Path, what: str = "file") -> tuple[int, int]:
+    """Open a regular file read-only: (file descriptor, size). Opening never blocks (O_NONBLOCK, so a
+    FIFO without a writer cannot hang us) and anything but a regular file (a folder, a FIFO, a device
+    such as /dev/zero, a socket) is one ConfigError line. FileNotFoundError passes through. The caller
+    closes the descriptor."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -28,14 +28,26 @@ def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, device or socket)"
             raise ConfigError(f"{path} is {kind}", f"give the path of a {what}")
+        return fd, st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file, refusing more than ``limit`` bytes (counted while reading, so a
+    file that grows or lies about its size cannot exceed it) and anything that is not a regular file.
+    FileNotFoundError passes through; other problems are one ConfigError line."""
+    fd, _ = open_regular(path, what)
+    try:
         chunks: list[bytes] = []
         size = 0
         while True:
-            chunk = os.read(fd, _CHUNK)
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             size += len(chunk)

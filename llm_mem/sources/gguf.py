@@ -163,7 +163,7 @@ class _Cursor:
         if self.pos + n > self.limit:
             raise self._fail(n)
         off = self.pos - self.buf_start
-        if 0 <= off and off + n <= len(self.buf):
+        if off >= 0 and off + n <= len(self.buf):
             self.pos += n
             return self.buf[off:off + n]
         have = self.buf[off:] if 0 <= off < len(self.buf) else b""
@@ -233,15 +233,38 @@ def _array(cur: _Cursor, key: str) -> GgufArray:
         return GgufArray(etype, count, tuple(v != 0 for v in vals) if etype == GGUF_BOOL else vals)
     if cur.pos + 8 * count > cur.limit:  # every string has at least its 8-byte length
         raise cur._fail(8 * count)
-    keep = count <= MAX_KEPT_ARRAY
+    what = f"an element of {quote(key)}"
+    if count > MAX_KEPT_ARRAY:  # a vocabulary or merge list: walk it, keep nothing
+        _skip_strings(cur, count, outer, what)
+        return GgufArray(GGUF_STRING, count, None)
     out: list[str] = []
     for i in range(count):
         cur.rest = outer + 8 * (count - i - 1)
-        s = _string(cur, f"an element of {quote(key)}", MAX_GGUF_STRING_BYTES, MAX_KEPT_STRING if keep else 0)
-        if keep:
-            out.append(s if isinstance(s, str) else "")
+        s = _string(cur, what, MAX_GGUF_STRING_BYTES, MAX_KEPT_STRING)
+        out.append(s if isinstance(s, str) else "")
     cur.rest = outer
-    return GgufArray(GGUF_STRING, count, tuple(out) if keep else None)
+    return GgufArray(GGUF_STRING, count, tuple(out))
+
+
+def _skip_strings(cur: _Cursor, count: int, outer: int, what: str) -> None:
+    """Step over ``count`` strings: a tight loop over the buffered bytes, the cursor for the rest."""
+    unpack_from = struct.unpack_from
+    i = 0
+    while i < count:
+        buf, off, end = cur.buf, cur.pos - cur.buf_start, len(cur.buf)
+        while i < count and off >= 0 and off + 8 <= end:
+            (n,) = unpack_from("<Q", buf, off)
+            if n > MAX_GGUF_STRING_BYTES or off + 8 + n > end:
+                break
+            off += 8 + n
+            i += 1
+        if 0 <= off <= end:
+            cur.pos = cur.buf_start + off
+        if i < count:  # a string across the buffer's end (or an oversized one): the checked path
+            cur.rest = outer + 8 * (count - i - 1)
+            _string(cur, what, MAX_GGUF_STRING_BYTES, 0)
+            i += 1
+    cur.rest = outer
 
 
 def read_gguf_header(src: ByteSource, *, limit: int = MAX_GGUF_HEADER_BYTES) -> GgufHeader:

@@ -33,6 +33,9 @@ MODEL_TYPES: dict[str, str] = {
 SWA_PERIOD: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gpt-oss": 2, "cohere2": 4, "olmo2": 4}
 #: llama.cpp llama-hparams.h enum llama_expert_gating_func_type: SOFTMAX = 1, SIGMOID = 2.
 GATING_SIGMOID = 2
+#: general.file_type (llama.h enum llama_ftype) of unquantized files -> the dtype their weights are
+#: stored in; quantized files name none (their tensors carry their own types).
+FLOAT_FILE_TYPES = {0: "float32", 1: "float16", 32: "bfloat16"}
 
 
 def _scalar(h: GgufHeader, key: str, *, required: bool = False, default: int | None = None) -> int | None:
@@ -80,7 +83,8 @@ def _layer_kinds(h: GgufHeader, arch: str, n: int) -> tuple[list[str], int | Non
     else:
         if pattern is not None:
             if isinstance(pattern, bool) or not isinstance(pattern, int) or pattern < 0:
-                raise ConfigError(f"{h.name}: {arch}.attention.sliding_window_pattern = {quote(pattern)} is not a period")
+                raise ConfigError(f"{h.name}: {arch}.attention.sliding_window_pattern = {quote(pattern)} "
+                                  "is not a period")
             period = pattern
         # llama_hparams::set_swa_pattern(n): layer il slides when n == 0 or il % n < n - 1
         sliding = [period == 0 or i % period < period - 1 for i in range(n)]
@@ -135,6 +139,9 @@ def config_from_gguf(h: GgufHeader, tensor_shapes: dict[str, tuple[int, ...]] | 
     ctx = _scalar(h, f"{arch}.context_length")
     if ctx:
         cfg["max_position_embeddings"] = ctx
+    ftype = h.get("general.file_type")
+    if isinstance(ftype, int) and ftype in FLOAT_FILE_TYPES:
+        cfg["torch_dtype"] = FLOAT_FILE_TYPES[ftype]
     kinds, window = _layer_kinds(h, arch, n)
     cfg["layer_types"] = kinds
     if window:
@@ -228,12 +235,13 @@ def spec_from_gguf(h: GgufHeader, tensor_shapes: dict[str, tuple[int, ...]] | No
         kv_l = _per_layer(h, f"{arch}.attention.head_count_kv", n) or _per_layer(h, f"{arch}.attention.head_count", n)
         key_len = _scalar(h, f"{arch}.attention.key_length") or spec.head_dim
         v_len = _scalar(h, f"{arch}.attention.value_length") or key_len
+        assert key_len is not None
         update.update(mla=None, num_kv_heads=max(kv_l or [spec.num_heads]), head_dim=key_len,
                       v_head_dim=v_len if v_len != key_len else None)
     elif arch != "deepseek2":
-        v_len = _scalar(h, f"{arch}.attention.value_length")
-        if v_len and v_len != spec.head_dim:
-            update["v_head_dim"] = v_len
+        v_width = _scalar(h, f"{arch}.attention.value_length")
+        if v_width and v_width != spec.head_dim:
+            update["v_head_dim"] = v_width
     return spec.model_copy(update=update)
 
 

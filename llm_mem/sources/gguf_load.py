@@ -4,7 +4,7 @@ Ollama store; where the bytes come from is the caller's ByteSource."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def projector_fits(projector: GgufHeader, spec: ModelSpec) -> bool:
     """An mmproj belongs to the model when it projects into the model's hidden size: llama.cpp's
     convert_hf_to_gguf.py MmprojModel writes clip.vision.projection_dim = the text model's n_embd."""
     dim = projector.get("clip.vision.projection_dim")
-    return not isinstance(dim, int) or isinstance(dim, bool) or isinstance(dim, GgufArray) or dim == spec.hidden_size
+    return not isinstance(dim, int) or isinstance(dim, (bool, GgufArray)) or dim == spec.hidden_size
 
 
 def read_projector(src: ByteSource) -> GgufHeader:
@@ -83,7 +83,7 @@ def read_local_parts(path: Path) -> tuple[list[GgufHeader], list[str]]:
 
 
 def _local_projector(folder: Path, model: Path) -> tuple[GgufHeader | None, str | None]:
-    candidates = sorted(p.name for p in folder.iterdir() if is_mmproj(p.name) and p.is_file())
+    candidates = sorted(p.name for p in folder.iterdir() if is_mmproj(p.name) and not p.is_dir())
     pick = best_mmproj(candidates, model.name)
     if pick is None:
         return None, None
@@ -105,7 +105,7 @@ def local_gguf_sizes(folder: Path) -> dict[str, int | None]:
     """The .gguf files of a folder and their sizes, sorted by name (the order llama.cpp lists them)."""
     out: dict[str, int | None] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.lower().endswith(".gguf") and p.is_file():
+        if p.name.lower().endswith(".gguf") and not p.is_dir():
             out[p.name] = p.stat().st_size
     return out
 
@@ -116,5 +116,3 @@ def load_gguf_folder(folder: Path, quant: str | None, notes: Sequence[str] = ())
     group, pick_notes = choose(sizes, quant, str(folder))
     return load_local_gguf(folder / group.first, notes=(*notes, *pick_notes))
 
-
-ReadHeader = Callable[[str], GgufHeader]

@@ -57,7 +57,7 @@ class Reply:
 
 def hub_headers(token: str | None) -> dict[str, str]:
     """huggingface_hub's request headers (user agent, Authorization from ``token`` or the stored login)."""
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # public, not in __all__
 
     from llm_mem import __version__
 
@@ -69,7 +69,7 @@ def hub_headers(token: str | None) -> dict[str, str]:
 
 def _run(url: str, headers: dict[str, str], limit: int, cancel: threading.Event, timeout: float,
          whole: bool) -> Reply:
-    from huggingface_hub.utils import get_session
+    from huggingface_hub import get_session
 
     session: Any = get_session()
     if hasattr(session, "stream"):  # httpx / httpx2 (huggingface_hub >= 1.0)

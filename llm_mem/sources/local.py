@@ -1,64 +1,141 @@
-"""Local sources: a config.json file, or a folder holding one (and maybe *.safetensors)."""
+"""Local sources: a config.json file, a folder holding one (and its *.safetensors), a .gguf file
+(split parts too), or a folder of GGUF files.
+
+Which weight files count, in a folder:
+1. ``model.safetensors.index.json``: exactly the shards its weight_map names (plain file names in the
+   folder); a missing shard is an error unless ``allow_missing_shards`` (then: a warning and the
+   config-based estimate). A consolidated ``model.safetensors`` beside the shards is not added.
+2. else ``model.safetensors``;
+3. else transformers-style shards ``*-0000k-of-0000N.safetensors`` (all parts present);
+4. else every other ``*.safetensors``.
+``adapter_model.safetensors`` is never part of the base weights: it is reported as adapter_bytes.
+When safetensors and GGUF files are both present, safetensors wins unless a .gguf path is given.
+"""
 
 from __future__ import annotations
 
-import json
-import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from llm_mem.errors import ConfigError
-from llm_mem.sources.configfile import load_config_file
+from llm_mem.errors import ConfigError, quote
+from llm_mem.sources.checkpoint import build, gb, safetensors_label
+from llm_mem.sources.configfile import load_config_file, parse_json_object, read_limited
+from llm_mem.sources.gguf_load import GgufModel, load_gguf_folder, load_local_gguf
+from llm_mem.sources.limits import MAX_INDEX_BYTES, MAX_SAFETENSORS_HEADER_BYTES, MAX_SHARDS
+from llm_mem.sources.safetensors import (
+    ADAPTER_FILE,
+    INDEX_FILE,
+    SINGLE_FILE,
+    is_plain_name,
+    read_local_header,
+    shard_groups,
+    weight_map_files,
+)
+from llm_mem.spec import Checkpoint, StoredTensor
 
-# safetensors: 8-byte little-endian header length, then a JSON header (safetensors format spec,
-# github.com/huggingface/safetensors README "Format"). The reference implementation refuses
-# headers over 100 MB; we do the same.
-MAX_HEADER_BYTES = 100_000_000
-_NON_TENSOR_KEYS = {"__metadata__"}
+#: Kept for callers of the old name: the safetensors header cap.
+MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER_BYTES
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """What a local path resolves to: a config dict to parse, or a GGUF model (spec already built)."""
+
+    kind: Literal["local", "gguf"]
+    location: str
+    raw: dict[str, Any] | None = None
+    gguf: GgufModel | None = None
+    checkpoint: Checkpoint | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
-    """Read a .safetensors file's JSON header without touching its tensor data."""
-    with path.open("rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ConfigError(f"{path} is not a safetensors file (shorter than 8 bytes)")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER_BYTES:
-            raise ConfigError(f"{path}: safetensors header of {n:,} bytes exceeds the {MAX_HEADER_BYTES:,} limit")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(f"{path}: safetensors header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise ConfigError(f"{path}: safetensors header is not a JSON object")
-    return header
+    """A .safetensors file's tensors as {name: {"dtype", "shape", "nbytes"}} (header only)."""
+    return {t.name: {"dtype": t.dtype, "numel": t.numel, "nbytes": t.nbytes} for t in read_local_header(path)}
 
 
-def safetensors_dtype_counts(folder: Path) -> dict[str, int] | None:
-    """Element counts per dtype over every *.safetensors file in `folder` (None if there are none)."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    counts: dict[str, int] = {}
+def _safetensors_files(folder: Path, allow_missing: bool) -> tuple[list[str] | None, list[str]]:
+    """(shard file names to read, warnings); None when the checkpoint cannot be read as a whole."""
+    names = sorted(p.name for p in folder.glob("*.safetensors") if not p.is_dir())  # a FIFO is refused when read
+    index = folder / INDEX_FILE
+    if index.exists():
+        where = str(index)
+        files = weight_map_files(parse_json_object(read_limited(index, MAX_INDEX_BYTES, INDEX_FILE), where), where)
+        if len(files) > MAX_SHARDS:
+            raise ConfigError(f"{where} names {len(files):,} shard files (at most {MAX_SHARDS:,} read)")
+        for f in files:
+            if not is_plain_name(f):
+                raise ConfigError(f"{where} names {quote(f)}, which is not a file name in {folder}",
+                                  "an index may only name shard files beside it")
+        missing = [f for f in files if not (folder / f).exists()]
+        if missing:
+            msg = (f"{where} names {len(missing)} shard(s) that are not in the folder, "
+                   f"first {quote(missing[0])}")
+            if not allow_missing:
+                raise ConfigError(msg, "download every shard, or pass allow_missing_shards to size from config.json")
+            return None, [msg + ": weights sized from config.json, not from the checkpoint"]
+        return files, []
+    if SINGLE_FILE in names:
+        return [SINGLE_FILE], []
+    candidates = [n for n in names if not n.startswith("adapter_model")]
+    groups = shard_groups(candidates)
+    if groups:
+        files = []
+        for (prefix, count), parts in sorted(groups.items()):
+            want = [f"{prefix}-{k:05d}-of-{count:05d}.safetensors" for k in range(1, count + 1)]
+            absent = [w for w in want if w not in parts]
+            if absent:
+                msg = f"shard {folder / absent[0]} is missing ({len(absent)} of {count} absent)"
+                if not allow_missing:
+                    raise ConfigError(msg, "download every shard, or pass allow_missing_shards")
+                return None, [msg + ": weights sized from config.json, not from the checkpoint"]
+            files += want
+        return files, []
+    return (candidates or None), []
+
+
+def folder_checkpoint(folder: Path, allow_missing: bool = False) -> tuple[Checkpoint | None, list[str]]:
+    """The safetensors checkpoint of a folder (None when it has none), and warnings."""
+    files, warnings = _safetensors_files(folder, allow_missing)
+    notes: list[str] = []
+    adapter_bytes = 0
+    if (folder / ADAPTER_FILE).exists():
+        adapter_bytes = sum(t.nbytes for t in read_local_header(folder / ADAPTER_FILE))
+        notes.append(f"LoRA adapter {ADAPTER_FILE}: {gb(adapter_bytes)}, not part of the base weights")
+    if files is None:
+        return None, warnings
+    ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+    if ggufs:
+        notes.append(f"GGUF files here too ({', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}): "
+                     "give a .gguf path to size one")
+    tensors: list[StoredTensor] = []
     for f in files:
-        for name, info in read_safetensors_header(f).items():
-            if name in _NON_TENSOR_KEYS or not isinstance(info, dict):
-                continue
-            n = 1
-            for d in info.get("shape", []):
-                n *= int(d)
-            dtype = str(info.get("dtype"))
-            counts[dtype] = counts.get(dtype, 0) + n
-    return counts
+        tensors += read_local_header(folder / f)
+    return build("safetensors", [str(folder / f) for f in files], tensors, safetensors_label(tensors),
+                 adapter_bytes=adapter_bytes, notes=notes), warnings
 
 
-def load_local(path: Path) -> tuple[dict[str, Any], dict[str, int] | None, str]:
-    """(config dict, safetensors dtype counts or None, display location) for a file or folder."""
+def load_local(path: Path, *, quant: str | None = None, allow_missing_shards: bool = False) -> LocalModel:
+    """Resolve a local path: a .gguf file, a folder (safetensors with config.json, or GGUF files), or a
+    config.json (with the safetensors beside it)."""
     if path.is_dir():
         cfg_path = path / "config.json"
-        if not cfg_path.is_file():
+        has_st = any(not p.is_dir() for p in path.glob("*.safetensors") if not p.name.startswith("adapter_model"))
+        has_gguf = any(p.name.lower().endswith(".gguf") for p in path.iterdir())
+        if has_gguf and (quant is not None or not has_st):
+            g = load_gguf_folder(path, quant)
+            return LocalModel("gguf", g.checkpoint.files[0], gguf=g, checkpoint=g.checkpoint, warnings=g.warnings)
+        if not cfg_path.exists():
             raise ConfigError(f"{path} has no config.json", "point at the model folder or its config.json")
-        return load_config_file(cfg_path), safetensors_dtype_counts(path), str(cfg_path)
+        ckpt, warnings = folder_checkpoint(path, allow_missing_shards)
+        return LocalModel("local", str(cfg_path), raw=load_config_file(cfg_path), checkpoint=ckpt,
+                          warnings=tuple(warnings))
+    if path.name.lower().endswith(".gguf"):
+        g = load_local_gguf(path)
+        return LocalModel("gguf", str(path), gguf=g, checkpoint=g.checkpoint, warnings=g.warnings)
     cfg = load_config_file(path)
-    return cfg, safetensors_dtype_counts(path.parent) if path.name == "config.json" else None, str(path)
+    if path.name == "config.json":
+        ckpt, warnings = folder_checkpoint(path.parent, allow_missing_shards)
+        return LocalModel("local", str(path), raw=cfg, checkpoint=ckpt, warnings=tuple(warnings))
+    return LocalModel("local", str(path), raw=cfg)

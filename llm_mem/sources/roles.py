@@ -46,7 +46,7 @@ def gguf_role(name: str) -> tuple[int | None, str]:
     layer, part, suffix = int(m[1]), m[2], m[3]
     if part.startswith("nextn."):
         return layer, "other"  # multi-token-prediction heads (llama.cpp loads them only for MTP)
-    if part.endswith("norm") or part.endswith("_norm") or "norm_" in part or part.startswith("post_"):
+    if part.endswith("norm") or "norm_" in part or part.startswith("post_"):
         return layer, "norm"
     role = _GGUF_BLOCK.get(part, "other")
     if suffix == "bias":
@@ -89,7 +89,9 @@ def _mlp_role(sub: list[str]) -> str | None:
     """Role of a path under an MLP/MoE module: router, routed experts, shared experts, dense MLP."""
     if not sub:
         return None
-    if sub[0] in ("router", "gate", "shared_expert_gate", "shared_experts_gate") or sub[-1] == "e_score_correction_bias":
+    if sub[0] in ("router", "gate", "shared_expert_gate", "shared_experts_gate"):
+        return "router"
+    if sub[-1] == "e_score_correction_bias":
         return "router"
     kind, rest = "mlp", sub
     if sub[0] == "experts":
@@ -110,7 +112,7 @@ def hf_role(name: str) -> tuple[int | None, str]:
     if _VISION.search(name):
         return None, "vision"
     base = _QUANT_SUFFIX.sub("", name)
-    is_bias = base.endswith(".bias") or base.endswith("_bias")
+    is_bias = base.endswith((".bias", "_bias"))
     for suffix in (".weight", ".bias"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]
@@ -145,7 +147,7 @@ def hf_role(name: str) -> tuple[int | None, str]:
             return layer, "expert_bias"  # gpt-oss experts.gate_up_proj_bias
         if sub and sub[0] == "experts" and len(sub) == 2:
             stacked = sub[1]
-            if stacked.startswith("gate_up_proj") or stacked.startswith("up_proj"):
+            if stacked.startswith(("gate_up_proj", "up_proj")):
                 return layer, "expert_up"
             if stacked.startswith("down_proj"):
                 return layer, "expert_down"

@@ -40,7 +40,8 @@ def header_length(head: bytes, where: str, file_size: int | None) -> int:
         raise ConfigError(f"{where} is not a safetensors file (shorter than 8 bytes)")
     (n,) = struct.unpack("<Q", head[:8])
     if n > MAX_SAFETENSORS_HEADER_BYTES:
-        raise ConfigError(f"{where}: safetensors header of {n:,} bytes exceeds the {MAX_SAFETENSORS_HEADER_BYTES:,} limit")
+        raise ConfigError(f"{where}: safetensors header of {n:,} bytes exceeds the "
+                          f"{MAX_SAFETENSORS_HEADER_BYTES:,} limit")
     if file_size is not None and n > file_size - 8:
         raise ConfigError(f"{where}: safetensors header claims {n:,} bytes but the file holds {file_size:,}")
     return int(n)
@@ -84,7 +85,8 @@ def parse_header(raw: bytes, where: str, data_size: int | None) -> list[StoredTe
             raise ConfigError(f"{where}: tensor {quote(name)} has invalid data_offsets {quote(offs)}")
         begin, end = int(offs[0]), int(offs[1])
         if data_size is not None and end > data_size:
-            raise ConfigError(f"{where}: tensor {quote(name)} ends at byte {end:,} of a {data_size:,}-byte data section")
+            raise ConfigError(f"{where}: tensor {quote(name)} ends at byte {end:,} of a "
+                              f"{data_size:,}-byte data section")
         nbytes = end - begin
         b = dtype_bits(dtype)
         expected = (numel * int(b) + 7) // 8 if b is not None and b == int(b) else None
