@@ -14,11 +14,13 @@ from llm_mem.workload import resolve_workload
 
 if TYPE_CHECKING:
     from llm_mem.check import CheckReport
-    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
+    from llm_mem.planner.fit import FitTable
+    from llm_mem.planner.sweep import Sweep
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
     from llm_mem.spec import ResolvedModel
+    from llm_mem.workload import Workload
 
 #: A context manager shown while a slow step runs (the CLI's spinner), given what is being done.
 Progress = Callable[[str], AbstractContextManager[object]]
@@ -26,31 +28,61 @@ Progress = Callable[[str], AbstractContextManager[object]]
 COMPARED_PRECISIONS = (Precision.fp32, Precision.bf16, Precision.fp8, Precision.int8, Precision.int4)
 
 
-def resolve(ref: ModelRef, progress: Progress | None = None) -> ResolvedModel:
-    """The model a reference names (local path, bundled, or the Hub)."""
+def resolve(ref: ModelRef, progress: Progress | None = None, quant: str | None = None) -> ResolvedModel:
+    """The model a reference names (local path, Ollama, bundled, or the Hub). ``quant`` (the workload's
+    --quant) picks the file of a GGUF repo or folder, as llama.cpp's -hf repo:QUANT does."""
     from llm_mem.sources import resolve_model
 
     token = ref.token.get_secret_value() if ref.token is not None else None
-    return resolve_model(ref.name, config=ref.config, revision=ref.revision, token=token, progress=progress)
+    return resolve_model(ref.name, config=ref.config, revision=ref.revision, token=token, progress=progress,
+                         quant=quant, allow_missing_shards=ref.allow_missing_shards)
+
+
+def _is_gguf(model: ResolvedModel) -> bool:
+    return model.checkpoint is not None and model.checkpoint.format == "gguf"
+
+
+def _estimate_layout(w: Workload, count: int | None) -> tuple[Workload, str | None]:
+    """`estimate --gpu NxGPU`: on vLLM the N GPUs are its tensor-parallel group (what a plain
+    `vllm serve -tp N` does); elsewhere estimate sizes one process and the count is refused."""
+    from llm_mem.choices import Runtime
+    from llm_mem.errors import UsageError
+
+    if count is None or count == 1:
+        return w, None
+    if w.runtime is not Runtime.vllm:
+        raise UsageError(f"estimate sizes one GPU; {count} GPUs are a placement question",
+                         f"use `llm-mem plan MODEL --gpu {count}xGPU`, or --runtime vllm to size one "
+                         "tensor-parallel rank")
+    ranks = w.tensor_parallel_size * w.pipeline_parallel_size * w.data_parallel_size
+    if ranks == 1:
+        return w.replace(tensor_parallel_size=count), f"{count} GPUs: sized as --tensor-parallel-size {count}"
+    if ranks != count:
+        raise UsageError(f"--gpu gives {count} GPUs but the layout uses {ranks} (tp x pp x dp)",
+                         "make them agree, or drop the count from --gpu")
+    return w, None
 
 
 def run_estimate(req: EstimateRequest, progress: Progress | None = None) -> Report | PrecisionComparison:
     """The breakdown of one model and workload, or one per precision with `compare_precisions`."""
     from llm_mem.estimate import estimate
 
-    gpu = None
+    gpu, count = None, None
     if req.gpu is not None:
         from llm_mem.catalog import load_catalog, resolve_gpu
 
-        gpu = resolve_gpu(req.gpu, load_catalog(req.catalog)).gpu
-    model = resolve(req.model, progress)
-    w = resolve_workload(req.workload, model.spec)
+        r = resolve_gpu(req.gpu, load_catalog(req.catalog))
+        gpu, count = r.gpu, r.count
+    model = resolve(req.model, progress, req.workload.quant)
+    w, layout_note = _estimate_layout(resolve_workload(req.workload, model.spec, gguf_file=_is_gguf(model)), count)
     if req.compare_precisions:
         from llm_mem.results import PrecisionComparison
 
         return PrecisionComparison(model=model.name, precisions={
-            str(p): estimate(model, w.model_copy(update={"precision": p}), gpu) for p in COMPARED_PRECISIONS})
+            str(p): estimate(model, w.replace(precision=p), gpu) for p in COMPARED_PRECISIONS})
     report = estimate(model, w, gpu)
+    if layout_note:
+        report = report.model_copy(update={"notes": [layout_note, *report.notes]})
     if req.verify:
         from llm_mem.verify import run_verify
 
@@ -58,7 +90,7 @@ def run_estimate(req: EstimateRequest, progress: Progress | None = None) -> Repo
     return report
 
 
-def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTable | LargestFit:
+def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTable | LargestFit | Sweep:
     """Where a model runs (or, with no model, what runs on one GPU)."""
     from llm_mem import planner as pl
     from llm_mem.catalog import load_catalog, resolve_gpu
@@ -69,11 +101,33 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
 
         assert req.gpu is not None  # PlanRequest's validator: a model, a GPU, or both
         r = resolve_gpu(req.gpu, cat)
-        return fit_table(r.gpu, r.count, req.workload)
-    model = resolve(req.model, progress)
-    w = resolve_workload(req.workload, model.spec)
-    reqs = [resolve_gpu(req.gpu, cat)] if req.gpu else [resolve_gpu(g, cat) for g in pl.DEFAULT_PLAN_GPUS]
-    targets: list[pl.Target] = [(r.gpu, r.count) for r in reqs]
+        return fit_table(r.gpu, r.count, req.workload, req.cpu_gbps)
+    model = resolve(req.model, progress, req.workload.quant)
+    w = resolve_workload(req.workload, model.spec, gguf_file=_is_gguf(model))
+    if req.gpu and "," in req.gpu:  # mixed GPUs in one machine: one pool
+        pool = []
+        for part in req.gpu.split(","):
+            r = resolve_gpu(part, cat)
+            pool += [r.gpu] * (r.count or 1)
+        targets: list[pl.Target] = [pool]
+        reqs = []
+    else:
+        reqs = [resolve_gpu(req.gpu, cat)] if req.gpu else [resolve_gpu(g, cat) for g in pl.DEFAULT_PLAN_GPUS]
+        targets = [(r.gpu, r.count) for r in reqs]
+    if req.sweep is not None:
+        from llm_mem.planner.sweep import svg_chart, sweep
+
+        gpu, count = targets[0] if isinstance(targets[0], tuple) else (targets[0][0], len(targets[0]))
+        result = sweep(model, w, gpu, count, req.sweep, req.host_ram)
+        if req.plot is not None:
+            try:
+                req.plot.write_text(svg_chart(result), encoding="utf-8")
+            except OSError as exc:
+                from llm_mem.errors import UsageError
+
+                raise UsageError(f"cannot write --plot {req.plot}: {exc.strerror or exc}") from None
+            result = result.model_copy(update={"plot": str(req.plot)})
+        return result
     report = None
     if req.verify:
         from llm_mem.estimate import estimate
@@ -85,8 +139,13 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
 
         field = "context" if req.max_context else "batch"
         upper = (model.spec.max_position_embeddings or pl.UNKNOWN_MAX_CONTEXT) if req.max_context else pl.MAX_BATCH_SEARCH
-        value, best = pl.largest_fitting(model, w, targets[0][0], targets[0][1], field, upper)
-        return LargestFit(model=model.name, gpu=targets[0][0].id, field=field, largest=value, plan=best)
+        if not isinstance(targets[0], tuple):
+            from llm_mem.errors import UsageError
+
+            raise UsageError("--max-context/--max-batch search one GPU kind", "give --gpu NxGPU, not a mix")
+        gpu, count = targets[0]
+        value, best = pl.largest_fitting(model, w, gpu, count, field, upper)
+        return LargestFit(model=model.name, gpu=gpu.id, field=field, largest=value, plan=best)
     host_ram = req.host_ram if req.host_ram is not None else pl.host_ram_bytes()
     result = pl.plan(model, w, targets, req.disk_gbps, req.cpu_gbps, report=report, host_ram=host_ram)
     notes = [r.note for r in reqs if r.note]

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from llm_mem import __version__
 from llm_mem.choices import (
     Attention,
-    FlashAttn,
     Choice,
+    FlashAttn,
     KvDtype,
     Logits,
     MixedPrecision,
@@ -182,6 +182,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.")]
 TokenOpt = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Read this config.json instead of the Hub.")]
+MissingShardsOpt = Annotated[bool, typer.Option(
+    "--allow-missing-shards", help="A checkpoint index naming absent shards: warn and size from config.json.")]
 VerifyOpt = Annotated[bool, typer.Option("--verify", help="Measure one real layer on the local GPU (or CPU).")]
 GpuOpt = Annotated[Optional[str], typer.Option(
     "--gpu", help="A catalog GPU (H100, 4090), a count (4xA100-80GB), a size (8GB, 24GiB) or `local`.")]
@@ -222,10 +224,12 @@ def runs(fn: Callable[..., Any]) -> Callable[..., None]:
     return wrapper
 
 
-def _model_ref(model: str, revision: Optional[str], token: Optional[str], config: Optional[Path]) -> Any:
+def _model_ref(model: str, revision: Optional[str], token: Optional[str], config: Optional[Path],
+               allow_missing_shards: bool = False) -> Any:
     from llm_mem.requests import ModelRef
 
-    return ModelRef(name=model, revision=revision, token=token, config=config)
+    return ModelRef(name=model, revision=revision, token=token, config=config,
+                    allow_missing_shards=allow_missing_shards)
 
 
 def _progress(as_json: bool) -> Any:
@@ -234,6 +238,13 @@ def _progress(as_json: bool) -> Any:
     from llm_mem.emit import spinner
 
     return spinner
+
+
+def _sweep_field(value: Any) -> str:
+    v = str(value).strip().lower()
+    if v not in ("context", "batch"):
+        raise typer.BadParameter(f"sweep {str(value)[:40]!r}: choose context or batch")
+    return v
 
 
 def _split_precision(settings: dict[str, Any]) -> bool:
@@ -250,7 +261,7 @@ def _split_precision(settings: dict[str, Any]) -> bool:
 def estimate(
     model: ModelArg, gpu: GpuOpt = None, catalog: CatalogOpt = None, json_out: JsonOpt = False,
     revision: RevisionOpt = None, token: TokenOpt = None, config: ConfigOpt = None, verify: VerifyOpt = False,
-    *, settings: dict[str, Any],
+    allow_missing_shards: MissingShardsOpt = False, *, settings: dict[str, Any],
 ) -> tuple[Any, bool]:
     """Memory breakdown of MODEL for inference or training.
 
@@ -268,7 +279,7 @@ def estimate(
     from llm_mem.workload import build_workload
 
     compare = _split_precision(settings)
-    req = EstimateRequest(model=_model_ref(model, revision, token, config), workload=build_workload(settings),
+    req = EstimateRequest(model=_model_ref(model, revision, token, config, allow_missing_shards), workload=build_workload(settings),
                           compare_precisions=compare, verify=verify, gpu=gpu, catalog=catalog)
     return run_estimate(req, _progress(json_out)), json_out
 
@@ -296,8 +307,12 @@ def plan(
     disk_gbps: Annotated[Optional[float], typer.Option("--disk-gbps", help="Disk read GB/s for layer streaming (default 3.5).")] = None,
     cpu_gbps: Annotated[Optional[float], typer.Option("--cpu-gbps", help="Host memory GB/s for offloaded layers (default 76.8).")] = None,
     host_ram: Annotated[Optional[str], typer.Option("--host-ram", help="Host RAM for offload (default: this machine's).")] = None,
+    sweep: Annotated[Optional[str], typer.Option(
+        "--sweep", parser=_sweep_field, metavar="[context|batch]",
+        help="Chart memory against context or batch on the --gpu, with the budget line.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="With --sweep: also write the chart as SVG.")] = None,
     json_out: JsonOpt = False, revision: RevisionOpt = None, token: TokenOpt = None, config: ConfigOpt = None,
-    verify: VerifyOpt = False, *, settings: dict[str, Any],
+    verify: VerifyOpt = False, allow_missing_shards: MissingShardsOpt = False, *, settings: dict[str, Any],
 ) -> tuple[Any, bool]:
     """Which hardware runs MODEL: single GPU, tensor parallel, multi-node, CPU offload or layer streaming.
 
@@ -307,6 +322,8 @@ def plan(
     * `llm-mem plan meta-llama/Llama-3.1-405B --precision bf16`
     * `llm-mem plan --gpu 8GB` (which bundled models fit, at which precision and context)
     * `llm-mem plan huggyllama/llama-7b --gpu T4 --precision fp16 --max-context`
+    * `llm-mem plan meta-llama/Llama-3.1-8B --gpu L4 --runtime vllm --sweep context --plot mem.svg`
+    * `llm-mem plan meta-llama/Llama-2-70b-hf --quant Q4_K_M --gpu 4090,3090` (mixed cards, one machine)
     """
     from llm_mem.api import run_plan
     from llm_mem.requests import PlanRequest
@@ -318,9 +335,10 @@ def plan(
 
         raise UsageError("--precision all compares precisions in `estimate`", "plan one precision at a time")
     req = PlanRequest.model_validate({
-        "model": _model_ref(model, revision, token, config) if model is not None else None,
+        "model": _model_ref(model, revision, token, config, allow_missing_shards) if model is not None else None,
         "workload": build_workload(settings), "gpu": gpu, "catalog": catalog, "max_context": max_context,
         "max_batch": max_batch, "host_ram": parse_size(host_ram) if host_ram else None, "verify": verify,
+        "sweep": sweep, "plot": plot,
         **{k: v for k, v in (("disk_gbps", disk_gbps), ("cpu_gbps", cpu_gbps)) if v is not None}})
     return run_plan(req, _progress(json_out)), json_out
 

@@ -4,6 +4,8 @@ parallel layout); training components are per data-parallel GPU."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from llm_mem import dtypes
 from llm_mem.catalog import Gpu
 from llm_mem.choices import Precision, Runtime, TrainMode
@@ -245,9 +247,13 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
     elem = 4 if plan.keep_bytes == 4 else 2
     ckpt = model.checkpoint.total_bytes if model.checkpoint is not None else None
     weights_total = wb.total
-    if ckpt is not None and plan.source == "checkpoint" and (spec.quantization is not None or
-                                                              model.checkpoint.format == "gguf"):  # type: ignore[union-attr]
-        weights_total = ckpt  # a quantized checkpoint's real size beats our format model
+    gguf_file = model.checkpoint is not None and model.checkpoint.format == "gguf"
+    if ckpt is not None and ((plan.source == "checkpoint" and (spec.quantization is not None or gguf_file))
+                             or (gguf_file and plan.fmt.gguf_recipe is not None)):
+        # a quantized checkpoint's real size beats our format model; a GGUF --quant picked this very file
+        weights_total = ckpt
+        if gguf_file:
+            plan = dataclasses.replace(plan, source="checkpoint")
         notes.append("weights sized from the checkpoint's headers (exact tensor bytes)")
     if wb.skipped_params:
         notes.append(f"{wb.skipped_params:,} parameters of linear layers kept unquantized by the checkpoint's "
@@ -288,7 +294,8 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
     return Report(
         model=model.name, source=model.source, architecture=architecture_of(spec), parameters=params, workload=w,
         weights=WeightsSummary(
-            format=plan.fmt.key, label=_label(plan), source=plan.source, bytes=weights_total,  # type: ignore[arg-type]
+            format=plan.fmt.key, label=(model.checkpoint.label or _label(plan)) if gguf_file else _label(plan),  # type: ignore[union-attr]
+            source=plan.source, bytes=weights_total,  # type: ignore[arg-type]
             checkpoint_bytes=ckpt, embedding_bytes=wb.embedding, lm_head_bytes=wb.lm_head,
             largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit,
             per_layer_bytes=wb.per_layer, checkpoint_repo=plan.checkpoint_repo,

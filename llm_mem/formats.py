@@ -7,7 +7,7 @@ GGUF block layouts are from ggml/src/ggml-common.h (block_q4_K etc.); QK_K = 256
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llm_mem.dtypes import GGML_BPW
 from llm_mem.errors import UsageError
@@ -115,14 +115,34 @@ for _f in ALL_FORMATS.values():
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "all")
 
 
+# Unsloth's dynamic GGUF files are named UD-<type> and add _XL / _XXL mixes (Q4_K_XL...) that keep
+# some tensors at higher types (unsloth.ai/docs "Unsloth Dynamic 2.0 GGUFs"). No recipe in llama.cpp
+# makes them, so without the file they are sized as the nearest llama-quantize recipe.
+_DYNAMIC_BASE = {"Q2_K_XL": "Q2_K", "Q3_K_XL": "Q3_K_M", "Q4_K_XL": "Q4_K_M", "Q5_K_XL": "Q5_K_M",
+                 "Q6_K_XL": "Q6_K", "Q8_K_XL": "Q8_0", "IQ1_M_XL": "IQ1_M", "IQ2_XXL": "IQ2_M",
+                 "IQ3_XXL": "IQ3_M"}
+
+
+def _dynamic_gguf(name: str) -> Format | None:
+    """A GGUF file tag that is not a llama-quantize recipe (UD-Q4_K_XL, Q4_K_XL, UD-IQ1_S)."""
+    tag = name.strip().upper()
+    tag = tag[3:] if tag.startswith("UD-") else tag
+    base = _LOOKUP.get(tag.lower()) or _LOOKUP.get(_DYNAMIC_BASE.get(tag, "").lower())
+    if base is None or base.gguf_recipe is None:
+        return None
+    if tag == base.key and not name.strip().upper().startswith("UD-"):
+        return base
+    return replace(base, label=f"GGUF {name.strip()} (dynamic mix; sized as {base.key} unless the file is read)")
+
+
 def lookup_format(name: str) -> Format | None:
     """A Format by key or alias (case-insensitive), None when unknown."""
-    return _LOOKUP.get(name.strip().lower())
+    return _LOOKUP.get(name.strip().lower()) or _dynamic_gguf(name)
 
 
 def get_format(name: str) -> Format:
     """A Format by key or alias (case-insensitive); UsageError listing the choices otherwise."""
-    f = _LOOKUP.get(name.strip().lower())
+    f = lookup_format(name)
     if f is None:
         raise UsageError(
             f"unknown precision or quant format {name!r}",

@@ -8,6 +8,7 @@ on the meta device (tests/data/golden_params.json, made by scripts/ground_truth_
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -38,10 +39,7 @@ class Tensor(NamedTuple):
     @property
     def numel(self) -> int:
         """Elements in all copies."""
-        n = self.copies
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape) * self.copies
 
 
 class ParameterCounts(BaseModel):

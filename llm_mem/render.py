@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from llm_mem.check import CheckReport
-    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
+    from llm_mem.planner.fit import FitTable
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
 
@@ -57,8 +57,9 @@ def _table(title: str, columns: list[str], *, caption: str | None = None, right:
 def render(result: Any, out: Console | None = None) -> None:
     """Render any command result as rich tables on stdout."""
     from llm_mem.check import CheckReport
-    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
+    from llm_mem.planner.fit import FitTable
+    from llm_mem.planner.sweep import Sweep
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
 
@@ -83,6 +84,8 @@ def render(result: Any, out: Console | None = None) -> None:
         render_gpus(result, out)
     elif isinstance(result, CheckReport):
         render_check(result, out)
+    elif isinstance(result, Sweep):
+        render_sweep(result, out)
     else:  # pragma: no cover - every command's result is handled above
         raise TypeError(f"no renderer for {type(result).__name__}")
 
@@ -271,3 +274,17 @@ def render_check(report: CheckReport, out: Console) -> None:
     out.print(t)
     for r in report.results:
         out.print(f"[{colour[r.status]}]{r.status}[/{colour[r.status]}] {esc(r.name)}: {esc(r.reason)}")
+
+
+def render_sweep(s: Any, out: Console) -> None:
+    """`plan --sweep`: a stacked bar per point, the budget mark, where each strategy stops fitting."""
+    from llm_mem.planner.sweep import ascii_chart
+
+    out.print(f"{esc(s.model)} on {s.gpus} x {esc(s.gpu)} ({s.runtime}): memory per GPU by {s.field} "
+              "(GB = 10^9 bytes)")
+    for line in ascii_chart(s):
+        out.print(line)
+    for strategy, stop in s.stops.items():
+        out.print(f"  {strategy}: " + (f"fits up to {s.field} {stop:,}" if stop else "never fits"))
+    if s.plot:
+        out.print(f"chart written to {esc(s.plot)}")

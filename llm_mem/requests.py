@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -27,6 +28,7 @@ class ModelRef(_Request):
     revision: str | None = None
     config: Path | None = None  # read this config.json instead of resolving `name`
     token: SecretStr | None = None  # never printed; default: HF_TOKEN or `hf auth login`
+    allow_missing_shards: bool = False  # an index naming absent shards: warn and size from config.json
 
 
 class EstimateRequest(_Request):
@@ -60,6 +62,8 @@ class PlanRequest(_Request):
     cpu_gbps: float = DEFAULT_CPU_GBPS
     host_ram: int | None = Field(default=None, gt=0)  # bytes; None = this machine's RAM
     verify: bool = False
+    sweep: Literal["context", "batch"] | None = None  # chart memory against context or batch
+    plot: Path | None = None  # write the sweep's chart as SVG here
 
     @field_validator("disk_gbps")
     @classmethod
@@ -81,6 +85,15 @@ class PlanRequest(_Request):
             raise SettingError("max_context" if self.max_context else "max_batch", "{} needs a MODEL")
         if self.model is None and self.verify:
             raise SettingError("verify", "{} needs a MODEL")
+        if self.plot is not None and self.sweep is None:
+            raise SettingError("plot", "{} draws a sweep", "add --sweep context or --sweep batch")
+        if self.sweep is not None:
+            if self.model is None or self.gpu is None:
+                raise SettingError("sweep", "{} needs a MODEL and a --gpu")
+            if self.max_context or self.max_batch:
+                raise SettingError("sweep", "{} draws every value; drop --max-context / --max-batch")
+            if self.plot is not None and self.plot.suffix.lower() != ".svg":
+                raise SettingError("plot", "{} writes SVG: give a file name ending in .svg")
         return self
 
 

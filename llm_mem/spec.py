@@ -121,6 +121,15 @@ class ModelSpec(_Frozen):
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
 
+    def __hash__(self) -> int:
+        """Hashed once: the estimators' caches (inventory, weight bytes) key on the spec, and a frozen
+        pydantic model would otherwise rehash every field on every look-up."""
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((type(self), tuple(self.__dict__[k] for k in type(self).model_fields)))
+            self.__dict__["_hash"] = cached
+        return cached
+
     @property
     def is_moe(self) -> bool:
         """True when at least one layer routes tokens to experts."""

@@ -77,6 +77,10 @@ _RUNTIME_HINTS = {
     "flash_attn": "with transformers use --attention flash|sdpa|eager",
     "parallel": "llama.cpp's server slots; with vLLM and transformers use --batch",
 }
+# Fields whose None is a value a caller may set in Workload.replace (the rest: None = leave default).
+_NULLABLE_CHANGES = frozenset({"precision", "quant", "train", "gpu_memory_utilization", "max_num_seqs",
+                               "max_num_batched_tokens", "block_size", "ubatch_size", "batch_size", "parallel",
+                               "n_gpu_layers", "n_cpu_moe"})
 # The flags that only make sense with --train.
 TRAINING_FIELDS = ("lora_rank", "lora_targets", "optimizer", "mixed_precision", "grad_checkpointing", "zero",
                    "gpus", "offload")
@@ -260,6 +264,13 @@ class Workload(BaseModel):
             raise CombinationError("ubatch_size", "{} is larger than --batch-size (llama.cpp clamps it)",
                                    "llama.cpp's physical batch is at most its logical batch")
 
+    def replace(self, **changes: Any) -> Workload:
+        """A copy with ``changes`` applied and validated (model_copy would skip validation, leaving raw
+        strings where Enums belong)."""
+        data = {k: getattr(self, k) for k in self.model_fields_set}
+        data.update(changes)
+        return type(self)(**{k: v for k, v in data.items() if v is not None or k in _NULLABLE_CHANGES})
+
     @property
     def layout_gpus(self) -> int:
         """GPUs the serving layout spans: tensor x pipeline x data parallel."""
@@ -316,9 +327,12 @@ def build_workload(settings: Mapping[str, Any], where: Callable[[str], str] = fi
         raise err.placed(where(err.field)) from None
 
 
-def resolve_workload(w: Workload, spec: ModelSpec) -> Workload:
+def resolve_workload(w: Workload, spec: ModelSpec, *, gguf_file: bool = False) -> Workload:
     """Fill the defaults that depend on the model and runtime: without --context, 4096 tokens or the
-    model's max_position_embeddings when that is smaller; llama.cpp's f16 KV cache."""
+    model's max_position_embeddings when that is smaller; llama.cpp's f16 KV cache. A GGUF file served
+    without --runtime runs on llama.cpp, the engine that loads it."""
+    if gguf_file and w.train is None and "runtime" not in w.model_fields_set and w.runtime is not Runtime.llamacpp:
+        w = w.replace(runtime=Runtime.llamacpp)
     update: dict[str, Any] = {}
     mx = spec.max_position_embeddings
     if "context" not in w.model_fields_set and mx and mx < w.context:

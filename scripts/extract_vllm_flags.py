@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
@@ -138,10 +139,8 @@ class Source:
         if self.git_dir is not None:
             commit = self.commit
             if version == "unknown":
-                try:
+                with contextlib.suppress(subprocess.CalledProcessError):
                     version = self._git("describe", "--tags", self.commit).strip()
-                except subprocess.CalledProcessError:
-                    pass
         if version == "unknown" and self.src:
             pkg = self.read("PKG-INFO")
             if pkg:
@@ -149,12 +148,10 @@ class Source:
                 if m:
                     version = m.group(1)
         if commit == "unknown" and self.src and os.path.isdir(os.path.join(self.src, ".git")):
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError, OSError):
                 commit = subprocess.run(
                     ["git", "-C", self.src, "rev-parse", "HEAD"],
                     check=True, capture_output=True, text=True).stdout.strip()
-            except (subprocess.CalledProcessError, OSError):
-                pass
         return version, commit
 
 
@@ -212,7 +209,7 @@ class Index:
     # `lookup` is defined below as `_lookup` and attached to the class.
 
 
-def _lookup(self: "Index", path: str, name: str, depth: int = 0):
+def _lookup(self: Index, path: str, name: str, depth: int = 0):
     """Find the definition of `name` as seen from module `path`.
 
     Returns ("class", ClassInfo) | ("alias", (path, expr)) | None.
@@ -634,13 +631,12 @@ class Collector:
         has_gen = False
         for node in ast.walk(loop):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "add_argument":
-                if any(isinstance(a, ast.JoinedStr) for a in node.args):
-                    has_gen = True
+                    and node.func.attr == "add_argument" and any(isinstance(a, ast.JoinedStr) for a in node.args):
+                has_gen = True
         if not has_gen:
             return
         fields_ = dataclass_fields(self.index, gen_cls)
-        for name, finfo in fields_.items():
+        for name, _finfo in fields_.items():
             kind = env.field_kind(gen_cls, name)
             self.flags.append(Flag(["--" + name.replace("_", "-")], kind,
                                    _lineno(path, loop), note=f"generated from {gen_cls.name}.{name}"))

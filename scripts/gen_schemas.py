@@ -24,8 +24,9 @@ def _models() -> dict[str, tuple[Any, str]]:
     """name -> (pydantic model, the command whose --json output it describes)."""
     sys.path.insert(0, str(ROOT))
     from llm_mem.check import CheckReport
-    from llm_mem.planner.fit import FitTable
     from llm_mem.planner import Plan
+    from llm_mem.planner.fit import FitTable
+    from llm_mem.planner.sweep import Sweep
     from llm_mem.report import Report
     from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
 
@@ -34,6 +35,7 @@ def _models() -> dict[str, tuple[Any, str]]:
             "plan": (Plan, "llm-mem plan MODEL --json"),
             "plan-largest": (LargestFit, "llm-mem plan MODEL --max-context|--max-batch --json"),
             "plan-fit": (FitTable, "llm-mem plan --gpu X --json"),
+            "plan-sweep": (Sweep, "llm-mem plan MODEL --gpu X --sweep context|batch --json"),
             "models": (ModelList, "llm-mem models --json"),
             "gpus": (GpuList, "llm-mem gpus --json"),
             "check": (CheckReport, "llm-mem check --json")}

@@ -37,7 +37,8 @@ def evaluate(check: Check, resolved: ResolvedModel) -> CheckResult:
     workload cannot be estimated (the caller turns that into an ``error`` result)."""
     from llm_mem import planner as pl
 
-    w = resolve_workload(check.workload, resolved.spec)
+    gguf = resolved.checkpoint is not None and resolved.checkpoint.format == "gguf"
+    w = resolve_workload(check.workload, resolved.spec, gguf_file=gguf)
     budget = pl.budget(check.gpu, w.runtime)
     free = headroom_bytes(check.headroom, budget)
     limit = budget - free
@@ -96,13 +97,13 @@ def run_checks(checks: CheckSet, resolve: Optional[Callable[..., ResolvedModel]]
     unreachable or offline) is an ``error`` result naming the entry's line, never a pass."""
     if resolve is None:
         from llm_mem.sources import resolve_model as resolve
-    cache: dict[tuple[str, Optional[str]], Any] = {}
+    cache: dict[tuple[str, Optional[str], Optional[str]], Any] = {}
     results: list[CheckResult] = []
     for c in checks.checks:
-        key = (c.model, c.revision)
+        key = (c.model, c.revision, c.workload.quant)
         if key not in cache:
-            try:
-                cache[key] = resolve(c.model, revision=c.revision)
+            try:  # a GGUF repo's file is the one its quant names (llama.cpp's -hf repo:QUANT)
+                cache[key] = resolve(c.model, revision=c.revision, quant=c.workload.quant)
             except LlmMemError as err:
                 cache[key] = err
         got = cache[key]

@@ -248,16 +248,21 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     """Bytes of every inventory tensor under ``plan``."""
     f = plan.fmt
     float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
+    if f.gguf_recipe:  # llama-quantize's per-tensor types (norms, biases, router, positions stay F32)
+        return dict(gguf_tensor_bytes(f.gguf_recipe, spec))
     out: dict[str, int] = {}
+    same: dict[tuple[str, tuple[int, ...], int, bool], int] = {}  # layers repeat: shapes and roles recur
     for t in inventory(spec):
         if float_bytes is not None:
             out[t.name] = t.numel * float_bytes
-        elif is_quantized(t, plan):
-            out[t.name] = _linear_bytes(t, plan, spec)
-        elif f.gguf_recipe:  # GGUF keeps norms, biases, the MoE router and position embeddings F32
-            out[t.name] = gguf_tensor_bytes(f.gguf_recipe, spec)[t.name]
-        else:
-            out[t.name] = t.numel * plan.keep_bytes
+            continue
+        q = is_quantized(t, plan)
+        key = (t.role, t.shape, t.copies, q)
+        b = same.get(key)
+        if b is None:
+            b = _linear_bytes(t, plan, spec) if q else t.numel * plan.keep_bytes
+            same[key] = b
+        out[t.name] = b
     return out
 
 
@@ -269,13 +274,14 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     qparams = kparams = skipped_params = 0
     sizes = tensor_bytes(spec, plan)
     quantizing = plan.fmt.key not in ("fp32", "bf16", "fp16")
+    skip_check = bool(plan.skip_modules) and quantizing
     for t in inventory(spec):
         b = sizes[t.name]
         if quantizing and is_quantized(t, plan):
             qparams += t.numel
         else:
             kparams += t.numel
-            if plan.skip_modules and t.role in LINEAR_ROLES and skipped(t, plan.skip_modules):
+            if skip_check and t.role in LINEAR_ROLES and skipped(t, plan.skip_modules):
                 skipped_params += t.numel
         if t.layer is not None:
             per_layer[t.layer] += b

@@ -79,7 +79,7 @@ def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: i
     count = count or 1
 
     def ok(v: int) -> Plan | None:
-        p = plan(model, workload.model_copy(update={field: v}), [(gpu, count)])
+        p = plan(model, workload.replace(**{field: v}), [(gpu, count)])
         r = p.recommended
         return p if r is not None and r.strategy in RESIDENT else None
 
