@@ -147,9 +147,9 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
         value, best = pl.largest_fitting(model, w, gpu, count, field, upper)
         return LargestFit(model=model.name, gpu=gpu.id, field=field, largest=value, plan=best)
     host_ram = req.host_ram if req.host_ram is not None else pl.host_ram_bytes()
-    result = pl.plan(model, w, targets, req.disk_gbps, req.cpu_gbps, report=report, host_ram=host_ram)
+    placed = pl.plan(model, w, targets, req.disk_gbps, req.cpu_gbps, report=report, host_ram=host_ram)
     notes = [r.note for r in reqs if r.note]
-    return result.model_copy(update={"notes": notes + result.notes}) if notes else result
+    return placed.model_copy(update={"notes": notes + placed.notes}) if notes else placed
 
 
 def run_models() -> ModelList:

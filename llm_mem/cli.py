@@ -63,7 +63,7 @@ class OneLineGroup(typer.core.TyperGroup):  # type: ignore[misc,unused-ignore]
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.pop("standalone_mode", True)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*args, **{**kwargs, "standalone_mode": False})
         except click.exceptions.ClickException as err:
             if not standalone:
                 raise

@@ -46,7 +46,7 @@ _PUBLISHED_KEY = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "w8a8": "w8a8", "n
 
 def _component(name: str, b: int, note: str | None = None) -> Component:
     band = BANDS[name]
-    return Component(name=name, bytes=int(b), low=int(b * (1 - band)), high=int(b * (1 + band)), note=note)  # type: ignore[arg-type]
+    return Component(name=name, bytes=int(b), low=int(b * (1 - band)), high=int(b * (1 + band)), note=note)
 
 
 def _published(model_name: str, key: str, compute: int) -> WeightPlan | None:
@@ -173,7 +173,7 @@ def architecture_of(spec: ModelSpec) -> Architecture:
         vocab_size=spec.vocab_size, intermediate_size=spec.intermediate_size,
         max_position_embeddings=spec.max_position_embeddings,
         experts=spec.moe.num_experts if spec.moe else None, experts_per_token=spec.moe.top_k if spec.moe else None,
-        attention=attn, sliding_window=spec.sliding_window,  # type: ignore[arg-type]
+        attention=attn, sliding_window=spec.sliding_window,
         sliding_layers=sum(1 for k in spec.layer_types if k == "sliding"),
     )
 
@@ -295,7 +295,7 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
         model=model.name, source=model.source, architecture=architecture_of(spec), parameters=params, workload=w,
         weights=WeightsSummary(
             format=plan.fmt.key, label=(model.checkpoint.label or _label(plan)) if gguf_file else _label(plan),  # type: ignore[union-attr]
-            source=plan.source, bytes=weights_total,  # type: ignore[arg-type]
+            source=plan.source, bytes=weights_total,
             checkpoint_bytes=ckpt, embedding_bytes=wb.embedding, lm_head_bytes=wb.lm_head,
             largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit,
             per_layer_bytes=wb.per_layer, checkpoint_repo=plan.checkpoint_repo,

@@ -145,11 +145,11 @@ def render_report(r: Report, out: Console) -> None:
     if r.host_bytes:
         out.print(f"host RAM: {fmt_gb(r.host_bytes)} (layers, KV or optimizer states kept off the GPU)")
     if r.capacity is not None:
-        c = r.capacity
+        cap = r.capacity
         gpu = r.engine.gpu if r.engine is not None and r.engine.gpu else "the GPU"
-        out.print(f"on {esc(gpu)}: budget {fmt_gib(c.budget_bytes)} of {fmt_gib(c.device_total_bytes)}; available KV "
-                  f"cache memory {fmt_gib(c.available_kv_bytes)}; KV cache size {c.kv_pool_tokens:,} tokens; maximum "
-                  f"concurrency for {r.workload.context:,} tokens per request: {c.max_concurrency:.2f}x")
+        out.print(f"on {esc(gpu)}: budget {fmt_gib(cap.budget_bytes)} of {fmt_gib(cap.device_total_bytes)}; available "
+                  f"KV cache memory {fmt_gib(cap.available_kv_bytes)}; KV cache size {cap.kv_pool_tokens:,} tokens; "
+                  f"maximum concurrency for {r.workload.context:,} tokens per request: {cap.max_concurrency:.2f}x")
     _notes(out, r.notes, r.warnings)
 
 

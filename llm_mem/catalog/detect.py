@@ -119,7 +119,7 @@ def gpu_from_detection(name: str, total_bytes: int, vendor: Vendor, tool: str, c
                           usable_bytes=min(usable, match.memory_bytes), usable_source=f"{how} (detected)")
         return match.model_copy(update=update)
     slug = re.sub(r"[^A-Z0-9]+", "-", lookup_key(name).upper() or "GPU").strip("-")
-    return Gpu(
+    return Gpu.model_validate(dict(
         id=f"LOCAL-{slug}-{mib}MIB",
         name=name,
         vendor=vendor,
@@ -130,7 +130,7 @@ def gpu_from_detection(name: str, total_bytes: int, vendor: Vendor, tool: str, c
         native_fp8=None,
         native_fp4=None,
         notes=(note, "not in the catalog (or memory differs): speed unknown"),
-    )
+    ))  # usable_bytes filled by Gpu's rule
 
 
 #: Devices with no more memory than the reserves (e.g. an integrated GPU's 512 MiB carve-out)

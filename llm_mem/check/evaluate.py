@@ -96,7 +96,9 @@ def run_checks(checks: CheckSet, resolve: Optional[Callable[..., ResolvedModel]]
     """Evaluate every check. A model that cannot be resolved or estimated (unknown, gated, Hub
     unreachable or offline) is an ``error`` result naming the entry's line, never a pass."""
     if resolve is None:
-        from llm_mem.sources import resolve_model as resolve
+        from llm_mem.sources import resolve_model
+
+        resolve = resolve_model
     cache: dict[tuple[str, Optional[str], Optional[str]], Any] = {}
     results: list[CheckResult] = []
     for c in checks.checks:

@@ -202,7 +202,7 @@ def _build(raw: dict[str, Any], catalog: Catalog, where: str, line: Optional[int
             msg = "required, missing"
         raise fail(field, UsageError(msg)) from None
     headroom = guard("min_headroom", lambda: parse_headroom(entry.min_headroom))
-    host_ram = guard("host_ram", lambda: parse_size(entry.host_ram)) if entry.host_ram else None
+    host_ram = guard("host_ram", lambda: parse_size(entry.host_ram or "")) if entry.host_ram else None
     req = guard("gpu", lambda: resolve_gpu(entry.gpu, catalog))
     count = req.count or 1
     settings = {k: v for k, v in raw.items() if k in WORKLOAD_FIELDS}

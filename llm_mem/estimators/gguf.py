@@ -108,7 +108,7 @@ def gguf_model(spec: ModelSpec, recipe: str, imatrix: bool | None = None) -> Ggu
     n_attn_v = sum(1 for t in inventory(spec) if t.role in _ATTN_V_LIKE)
     return GgufModel(
         n_layer=spec.num_layers, n_gqa=spec.num_heads // max(spec.num_kv_heads, 1),
-        n_expert=spec.moe.num_experts if spec.is_moe else 0, n_attention_wv=n_attn_v,
+        n_expert=spec.moe.num_experts if spec.moe is not None else 0, n_attention_wv=n_attn_v,
         falcon=spec.llamacpp_arch == "falcon", is_70b=_is_70b(spec), tied=spec.tie_word_embeddings,
         imatrix=recipe in IMATRIX_REQUIRED if imatrix is None else imatrix,
     )

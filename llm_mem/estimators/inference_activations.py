@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llm_mem.choices import Attention
 from llm_mem.spec import ModelSpec
 
-Attention = Literal["eager", "sdpa", "flash"]
 LogitsMode = Literal["last", "full"]
 
 @dataclass(frozen=True)

@@ -149,7 +149,9 @@ class _Model:
         cap = budget(self.gpu, "llamacpp") - FIT_TARGET
         w: dict[str, object] = {"runtime": "llamacpp", "quant": "Q4_K_M", "precision": None}
         knob, lo, hi = ("n_cpu_moe", 1, spec.num_layers) if spec.is_moe else ("n_gpu_layers", 0, spec.num_layers)
-        fits = (lambda k: self.report(self.ctx4k, **w, **{knob: k}).total_bytes <= cap)
+        def fits(k: int) -> bool:
+            return self.report(self.ctx4k, **w, **{knob: k}).total_bytes <= cap
+
         if spec.is_moe:  # smallest k of layers whose experts go to host RAM
             if not fits(hi):
                 return None

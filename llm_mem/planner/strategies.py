@@ -117,13 +117,14 @@ def vllm_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOption]:
     last: PlanOption | None = None
     out: list[PlanOption] = []
     for n in candidates:
-        layout = vllm_layout(spec, n, node)
-        if layout is None:
+        found = vllm_layout(spec, n, node)
+        if found is None:
             if count:
                 why = tp_problem(spec, min(n, node)) or f"no tensor x pipeline split of {n} GPUs"
                 return [PlanOption(strategy="tensor_parallel", fits=False, runtime="vllm", gpus=n, gpu=gpu.id,
                                    per_gpu_bytes=0, budget_bytes=budget(gpu, "vllm"), reason=why)]
             continue
+        layout = found
         if w.enable_expert_parallel and spec.is_moe and layout.tp * layout.dp > 1:
             layout = Layout(layout.tp, layout.pp, layout.dp, True)
         opt = _vllm(ctx, gpu, layout)

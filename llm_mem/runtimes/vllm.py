@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 from llm_mem.catalog import Gpu
+from llm_mem.choices import Attention
 from llm_mem.estimators.inference_activations import layer_peak
 from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes
 from llm_mem.layout import Layout, kv_heads_per_rank, stage_layers
@@ -146,7 +147,7 @@ def kv_groups(spec: ModelSpec, layers: range, s: Settings, context: int, kv_dtyp
 def transient_peak(spec: ModelSpec, s: Settings, context: int, elem: int, tp: int, last_stage: bool) -> tuple[int, str]:
     """The largest transient allocation vLLM measures on one rank, and which step it is."""
     forward = layer_peak(spec, s.max_num_batched_tokens, max(1, s.max_num_batched_tokens // max(context, 1)),
-                         min(context, s.max_num_batched_tokens), "flash", elem, tp)
+                         min(context, s.max_num_batched_tokens), Attention.flash, elem, tp)
     steps = {"forward": forward}
     if last_stage:
         rows = min(s.max_num_seqs, s.max_num_batched_tokens)

@@ -253,7 +253,7 @@ def _skip_init() -> Any:
         from transformers.initialization import no_init_weights  # transformers >= 5
     except ImportError:
         try:
-            from transformers.modeling_utils import no_init_weights  # transformers 4.x
+            from transformers.modeling_utils import no_init_weights  # type: ignore[attr-defined,no-redef,unused-ignore]  # 4.x
         except ImportError:
             return contextlib.nullcontext()
     return no_init_weights()
@@ -358,7 +358,7 @@ def predicted_flops(active_layer_params: int, head_params: int, n_layers: int, h
 
 
 # ---- measurement -------------------------------------------------------------------------------
-def _hidden_arg(args: tuple, kwargs: dict) -> Any:
+def _hidden_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if args:
         return args[0]
     return kwargs.get("hidden_states")
@@ -373,8 +373,8 @@ def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
         return [(getattr(layer, "keys", None), getattr(layer, "values", None)) for layer in layers]
     kc, vc = getattr(cache, "key_cache", None), getattr(cache, "value_cache", None)
     if kc is not None:
-        return list(zip(kc, vc))
-    return [tuple(x) for x in cache]  # legacy tuple of tuples
+        return list(zip(kc, vc or []))
+    return [tuple(x) for x in cache]  # legacy tuple[Any, ...] of tuples
 
 
 def _input_ids(vocab: int, batch: int, context: int, device: Any) -> Any:
@@ -402,7 +402,7 @@ def measure_inference(model: Any, parts: Parts, tracker: Any, device: Any, batch
     hooks = []
 
     def pre(i: int) -> Any:
-        def hook(mod: Any, args: tuple, kwargs: dict) -> None:
+        def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             hs = _hidden_arg(args, kwargs)
             rec[i]["input"] = storage_bytes([hs]) if isinstance(hs, torch.Tensor) else 0
             rec[i]["base"] = tracker.live()
@@ -410,7 +410,7 @@ def measure_inference(model: Any, parts: Parts, tracker: Any, device: Any, batch
         return hook
 
     def post(i: int) -> Any:
-        def hook(mod: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
             rec[i]["peak"] = tracker.peak()
         return hook
 
@@ -479,20 +479,20 @@ def measure_training(model: Any, parts: Parts, tracker: Any, device: Any, batch:
             state["window"] = None
 
     def pre(i: int) -> Any:
-        def hook(mod: Any, args: tuple, kwargs: dict) -> None:
+        def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if i == 0:
                 marks["layers_start"] = tracker.live()
             base[i] = tracker.live()
         return hook
 
     def post(i: int) -> Any:
-        def hook(mod: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
             saved[i] = tracker.live() - base[i]
             marks["layers_end"] = tracker.live()
         return hook
 
     def child_pre(i: int) -> Any:
-        def hook(mod: Any, args: tuple) -> None:
+        def hook(mod: Any, args: tuple[Any, ...]) -> None:
             # under checkpointing the layer's children run again in backward: the recompute of layer i
             if state["phase"] == "backward" and state["window"] != i:
                 close_window()
@@ -504,7 +504,7 @@ def measure_training(model: Any, parts: Parts, tracker: Any, device: Any, batch:
         # the gradient reaching the head's input: the loss and head backward are done
         marks["head_bwd_peak"] = tracker.peak()
 
-    def head_pre(mod: Any, args: tuple) -> None:
+    def head_pre(mod: Any, args: tuple[Any, ...]) -> None:
         marks["head"] = tracker.live()
         tracker.reset_peak()
         if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:

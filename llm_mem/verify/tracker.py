@@ -26,7 +26,7 @@ import contextlib
 import weakref
 from typing import Any
 
-_SLOW_CPU_MATMULS: set = set()
+_SLOW_CPU_MATMULS: set[Any] = set()
 
 
 class CudaTracker:
@@ -62,7 +62,7 @@ class CudaTracker:
         self.mod.reset_peak_memory_stats(self.device)
 
 
-def _column_major_rhs(args: tuple) -> tuple:
+def _column_major_rhs(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """(a, b) with a 16-bit row-major b replaced by a column-major copy of it (same values)."""
     import torch
 
@@ -137,12 +137,15 @@ def _make_live_tracker() -> Any:
             old = self._refs.get(key)
             if old is not None and old() is st:
                 return  # already tracked (an op returned an existing storage)
-            ref = weakref.ref(st, lambda r, key=key, n=n: self._freed(key, n, r))
+            def on_free(r: Any, key: Any = key, n: int = n) -> None:
+                self._freed(key, n, r)
+
+            ref = weakref.ref(st, on_free)
             self._refs[key] = ref
             self._live += n
             self._peak = max(self._peak, self._live)
 
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
             if func in _SLOW_CPU_MATMULS and self.device_type == "cpu":
                 args = _column_major_rhs(args)
             out = func(*args, **(kwargs or {}))
