@@ -30,14 +30,8 @@ def exit_code(result: Any) -> int:
 def _stderr_lines(result: Any, as_json: bool) -> list[str]:
     """What a result says on stderr: a check's entries that could not be evaluated (both modes);
     with --json, a report's notes and warnings (the table shows them)."""
-    from llm_mem.check import CheckReport
-    from llm_mem.report import Report
-
-    if isinstance(result, CheckReport):
-        return [f"error: {r.name}: {r.reason}" for r in result.results if r.status == "error"]
-    if isinstance(result, Report) and as_json:
-        return [f"note: {n}" for n in result.notes] + [f"warning: {w}" for w in result.warnings]
-    return []
+    lines = getattr(result, "stderr_lines", None)
+    return list(lines(as_json)) if callable(lines) else []
 
 
 def emit(result: BaseModel, *, as_json: bool) -> int:

@@ -5,9 +5,9 @@ parallel layout); training components are per data-parallel GPU."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from llm_mem import dtypes
-from llm_mem.catalog import Gpu
 from llm_mem.choices import Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
 from llm_mem.estimators.model_states import full_states, largest_module_params, lora_states
@@ -20,6 +20,9 @@ from llm_mem.report import Architecture, Component, KvSummary, Report, WeightsSu
 from llm_mem.runtimes import EngineMemory
 from llm_mem.spec import ModelSpec, ResolvedModel
 from llm_mem.workload import Workload
+
+if TYPE_CHECKING:
+    from llm_mem.catalog import Gpu
 
 __all__ = ["BANDS", "estimate", "largest_module_params", "resolve_plan"]
 
@@ -215,24 +218,12 @@ def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb:
                              "plan it with `llm-mem plan --gpu NxGPU --runtime llamacpp`")
         scale = weights_total / wb.total if wb.total else 1.0
         return llamacpp.inference(spec, w, gpu.vendor if gpu is not None else None,
-                                  [int(b * scale) for b in wb.per_layer], [int(b * scale) for b in _experts(spec, plan)],
+                                  [int(b * scale) for b in wb.per_layer], [int(b * scale) for b in wb.experts_per_layer],
                                   int(wb.embedding * scale), int(wb.lm_head * scale), int(wb.other * scale))
     if w.pipeline_parallel_size > 1:
         raise UsageError("transformers places layers over GPUs with device_map, not a pipeline size",
                          "plan it with `llm-mem plan --gpu NxGPU`")
     return transformers.inference(spec, w, elem, weights_total)
-
-
-def _experts(spec: ModelSpec, plan: WeightPlan) -> list[int]:
-    from llm_mem.estimators.weights import tensor_bytes
-    from llm_mem.params import EXPERT_ROLES, inventory
-
-    sizes = tensor_bytes(spec, plan)
-    out = [0] * spec.num_layers
-    for t in inventory(spec):
-        if t.layer is not None and t.role in EXPERT_ROLES:
-            out[t.layer] += sizes[t.name]
-    return out
 
 
 def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Report:

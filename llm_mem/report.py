@@ -107,6 +107,10 @@ class Report(_Frozen):
     capacity: Capacity | None = None  # the engine's KV pool and concurrency on the GPU (with --gpu)
     verify: dict[str, Any] | None = None
 
+    def stderr_lines(self, as_json: bool) -> list[str]:
+        """With --json the notes and warnings go to stderr (the table shows them itself)."""
+        return [f"note: {n}" for n in self.notes] + [f"warning: {w}" for w in self.warnings] if as_json else []
+
     def component(self, name: str) -> int:
         """Bytes of a component, 0 when absent."""
         return next((c.bytes for c in self.components if c.name == name), 0)

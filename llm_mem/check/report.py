@@ -52,6 +52,10 @@ class CheckReport(BaseModel):
         """0 when every entry passes, 1 when one fails, 2 when one could not be evaluated."""
         return 2 if self.errors else 1 if self.failed else 0
 
+    def stderr_lines(self, as_json: bool) -> list[str]:
+        """Entries that could not be evaluated, in both modes (emit writes them to stderr)."""
+        return [f"error: {r.name}: {r.reason}" for r in self.results if r.status == "error"]
+
 
 def _xml_text(text: str) -> str:
     """Text XML 1.0 can hold: characters it forbids become U+FFFD."""

@@ -61,6 +61,7 @@ class WeightBytes:
     quantized_params: int  # parameters stored in the quantized format
     kept_params: int  # parameters kept at keep_bytes (embeddings, head, norms...)
     skipped_params: int = 0  # parameters the skip list kept unquantized
+    experts_per_layer: tuple[int, ...] = ()  # routed experts' bytes per layer (llama.cpp --n-cpu-moe moves them)
 
     @property
     def largest_unit(self) -> int:
@@ -243,6 +244,13 @@ def is_quantized(t: Tensor, plan: WeightPlan) -> bool:
     return t.role in LINEAR_ROLES
 
 
+@lru_cache(maxsize=64)
+def sized_inventory(spec: ModelSpec) -> tuple[tuple[Tensor, int], ...]:
+    """The inventory with each tensor's element count, computed once per model and shared by every
+    precision and format the planner tries."""
+    return tuple((t, t.numel) for t in inventory(spec))
+
+
 @lru_cache(maxsize=256)
 def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     """Bytes of every inventory tensor under ``plan``."""
@@ -252,15 +260,15 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
         return dict(gguf_tensor_bytes(f.gguf_recipe, spec))
     out: dict[str, int] = {}
     same: dict[tuple[str, tuple[int, ...], int, bool], int] = {}  # layers repeat: shapes and roles recur
-    for t in inventory(spec):
+    for t, numel in sized_inventory(spec):
         if float_bytes is not None:
-            out[t.name] = t.numel * float_bytes
+            out[t.name] = numel * float_bytes
             continue
         q = is_quantized(t, plan)
         key = (t.role, t.shape, t.copies, q)
         b = same.get(key)
         if b is None:
-            b = _linear_bytes(t, plan, spec) if q else t.numel * plan.keep_bytes
+            b = _linear_bytes(t, plan, spec) if q else numel * plan.keep_bytes
             same[key] = b
         out[t.name] = b
     return out
@@ -275,18 +283,30 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     sizes = tensor_bytes(spec, plan)
     quantizing = plan.fmt.key not in ("fp32", "bf16", "fp16")
     skip_check = bool(plan.skip_modules) and quantizing
-    for t in inventory(spec):
+    expert_layers = [0] * spec.num_layers
+    by_role: dict[tuple[str, int], bool] = {}  # without a skip list, the answer depends on role and rank only
+    for t, numel in sized_inventory(spec):
         b = sizes[t.name]
-        if quantizing and is_quantized(t, plan):
-            qparams += t.numel
+        if quantizing and skip_check:
+            q = is_quantized(t, plan)
+        elif quantizing:
+            key = (t.role, len(t.shape))
+            if key not in by_role:
+                by_role[key] = is_quantized(t, plan)
+            q = by_role[key]
         else:
-            kparams += t.numel
+            q = False
+        if q:
+            qparams += numel
+        else:
+            kparams += numel
             if skip_check and t.role in LINEAR_ROLES and skipped(t, plan.skip_modules):
-                skipped_params += t.numel
+                skipped_params += numel
         if t.layer is not None:
             per_layer[t.layer] += b
             if t.role in EXPERT_ROLES:
                 experts += b
+                expert_layers[t.layer] += b
         elif t.role in ("embed", "pos_embed"):
             embedding += b
         elif t.role == "lm_head":
@@ -294,7 +314,8 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
         else:
             other += b
     total = sum(per_layer) + embedding + lm_head + other
-    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, skipped_params)
+    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, skipped_params,
+                       tuple(expert_layers))
 
 
 def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> list[int]:

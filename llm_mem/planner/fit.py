@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from llm_mem.catalog import Gpu
 from llm_mem.errors import LlmMemError
 from llm_mem.estimate import estimate
+from llm_mem.estimators.weights import sized_inventory
 from llm_mem.formats import lookup_format
-from llm_mem.params import LINEAR_ROLES, inventory
+from llm_mem.params import LINEAR_ROLES
 from llm_mem.planner.model import budget
 from llm_mem.planner.speed import active_expert_bytes, bytes_read_per_step, gpu_bandwidth
 from llm_mem.report import Report
@@ -106,6 +107,7 @@ class _Model:
         self.m, self.gpu, self.base, self.cpu_gbps = m, gpu, base, cpu_gbps
         self.max_pos = m.spec.max_position_embeddings or 131072
         self.ctx4k = min(USABLE_CONTEXT, self.max_pos)
+        self._linear: int | None = None  # linear-layer parameters, for the too-big test
 
     def report(self, context: int, **w: object) -> Report:
         return estimate(self.m, self.base.replace(context=context, **w), self.gpu)
@@ -122,8 +124,9 @@ class _Model:
         f = lookup_format(fmt)
         if f is None:
             return False
-        linear = sum(t.numel for t in inventory(self.m.spec) if t.role in LINEAR_ROLES)
-        return linear * f.linear_bits / 8 > cap
+        if self._linear is None:
+            self._linear = sum(n for t, n in sized_inventory(self.m.spec) if t.role in LINEAR_ROLES)
+        return self._linear * f.linear_bits / 8 > cap
 
     def resident(self, runtime: str, fmt: str, w: dict[str, object]) -> FitRow | None:
         """The row when ``fmt`` runs whole on the GPU at 4k tokens, with its largest context; None otherwise."""

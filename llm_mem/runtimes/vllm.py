@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llm_mem.catalog import Gpu
 from llm_mem.choices import Attention
 from llm_mem.estimators.inference_activations import layer_peak
 from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes
@@ -45,6 +45,9 @@ from llm_mem.runtimes import Capacity, EngineMemory, EngineSettings, Part
 from llm_mem.spec import ModelSpec
 from llm_mem.units import GIB, MIB
 from llm_mem.workload import Workload
+
+if TYPE_CHECKING:
+    from llm_mem.catalog import Gpu
 
 VERSION = "vLLM 0.34.0"
 DEFAULT_BLOCK_SIZE = 64  # config/cache.py CacheConfig.DEFAULT_BLOCK_SIZE
