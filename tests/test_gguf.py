@@ -243,3 +243,24 @@ def test_llama2_7b_thebloke_sizes_round_to_the_published_gb():
     for recipe, gb in [("Q3_K_S", 2.95), ("Q3_K_M", 3.30), ("Q3_K_L", 3.60), ("Q4_K_S", 3.86), ("Q4_K_M", 4.08),
                        ("Q8_0", 7.16)]:
         assert abs(file_bytes("meta-llama/Llama-2-7b-chat-hf", recipe) / 1e9 - gb) <= 0.005, recipe
+
+
+# Published gpt-oss GGUF files keep the checkpoint's MXFP4 experts whatever the recipe (the converter writes
+# them MXFP4 and the quantizers keep them); only the other tensors follow the recipe. Truth:
+# llama-bench's "size" column (tensor bytes) for ggml-org/gpt-oss-120b-GGUF (MXFP4) 59.02 GiB and
+# unsloth/gpt-oss-120b-GGUF F16 60.87 GiB (community.frame.work/t/73280/26); bartowski/openai_gpt-oss-20b-GGUF
+# README (llama.cpp b6096): MXFP4 12.1 GB, Q6_K 12.04 GB; unsloth/gpt-oss-20b-GGUF Q4_K_M 11.6 GB.
+@pytest.mark.parametrize("model,quant,published,unit,digits", [
+    ("openai/gpt-oss-120b", "MXFP4_MOE", 59.02, 2**30, 2),
+    ("openai/gpt-oss-120b", "GGUF-F16", 60.87, 2**30, 2),
+    ("openai/gpt-oss-20b", "MXFP4_MOE", 12.1, 10**9, 1),
+    ("openai/gpt-oss-20b", "Q6_K", 12.04, 10**9, 2),
+    ("openai/gpt-oss-20b", "Q4_K_M", 11.6, 10**9, 1),
+])
+def test_gpt_oss_gguf_keeps_mxfp4_experts(model, quant, published, unit, digits):
+    spec = resolve_model(model).spec
+    wb = weight_bytes(spec, WeightPlan(get_format(quant), 2))
+    # file sizes include the header (a 201k-token vocabulary is ~10 MB): tensors within it and the rounding
+    assert published - 0.02 - 0.5 * 10**-digits <= wb.total / unit <= published + 0.5 * 10**-digits
+    types = tensor_types(get_format(quant).gguf_recipe, spec)
+    assert types["blk.0.ffn_down_exps.weight"] == "MXFP4" and types["blk.0.ffn_gate_exps.weight"] == "MXFP4"

@@ -34,7 +34,11 @@ BASE_TYPE = {
     "IQ2_XXS": "IQ2_XXS", "IQ2_XS": "IQ2_XS", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3_XXS": "IQ3_XXS",
     "IQ3_XS": "IQ3_S", "IQ3_S": "IQ3_S", "IQ3_M": "IQ3_S", "IQ1_S": "IQ1_S", "IQ1_M": "IQ1_M",
     "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "F16": "F16", "BF16": "BF16", "F32": "F32",
+    "MXFP4_MOE": "MXFP4",
 }
+# Stacked (3-D) expert tensors: LLAMA_FTYPE_MOSTLY_MXFP4_MOE stores them MXFP4 and every other quantizable
+# tensor Q8_0 (llama-quant.cpp b10470, llama_tensor_get_type_impl: `tensor->ne[2] > 1 ? MXFP4 : Q8_0`).
+_STACKED_EXPERTS = frozenset({"expert_gate", "expert_up", "expert_down"})
 # Elements per block of each ggml type (ggml-common.h; the one table in llm_mem.dtypes).
 BLOCK = {t.name: t.block for t in GGML_TYPES}
 # llama-quant.cpp tensor_type_fallback: the type used when a row (ne[0]) is not a multiple of the block;
@@ -123,6 +127,8 @@ def tensor_type(recipe: str, role: str, layer: int | None, in_features: int, m: 
     """
     if role in F32_ROLES:
         return "F32"
+    if recipe == "MXFP4_MOE":
+        return "MXFP4" if role in _STACKED_EXPERTS else "Q8_0"
     base = BASE_TYPE[recipe]
     if recipe in ("F32", "F16", "BF16"):  # ggml_is_quantized(default_type) is false: no mix, no fallback
         return base
@@ -278,6 +284,11 @@ def _gguf_name(role: str, layer: int | None, source: str) -> str:
 def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> tuple[GgufTensor, ...]:
     """Every tensor llama-quantize writes for `spec` under `recipe`, with its ggml type."""
     m = gguf_model(spec, recipe, imatrix)
+    # A checkpoint whose experts are MXFP4 (gpt-oss) keeps them MXFP4 in every published GGUF: the converter
+    # writes them as MXFP4 (conversion/gpt_oss.py repack_mxfp4) and the quantizers keep them ("All quants keep
+    # the feed forward networks at mxfp4": bartowski/openai_gpt-oss-20b-GGUF README, llama.cpp b6096; Q6_K
+    # 12.04 GB vs MXFP4 12.1 GB). Only the other tensors follow the recipe.
+    mxfp4_experts = spec.quantization is not None and spec.quantization.method == "mxfp4"
     out: list[GgufTensor] = []
     i_v = i_down = 0
     for t in inventory(spec):
@@ -293,6 +304,8 @@ def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> t
                 out.append(GgufTensor(f"blk.{t.layer}.{part}.weight", t.name, numel, ty))
             continue
         ty = tensor_type(recipe, t.role, t.layer, in_f, m, i_v, i_down)
+        if mxfp4_experts and t.role in _STACKED_EXPERTS:  # F16 files too: unsloth's gpt-oss-120b F16 is 60.87 GiB
+            ty = "MXFP4"
         out.append(GgufTensor(_gguf_name(t.role, t.layer, t.name), t.name, t.numel, ty))
         i_v += t.role in _ATTN_V_LIKE
         i_down += t.role in _FFN_DOWN
