@@ -159,7 +159,8 @@ def svg_chart(s: Sweep) -> str:
         out.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v / GB:.0f} GB</text>')
     ly = top_pad
     for name in _components(s):
-        out.append(f'<rect x="{left + plot_w + 5}" y="{ly}" width="10" height="10" fill="{_COLOURS.get(name, "#999")}"/>'
+        colour = _COLOURS.get(name, "#999")
+        out.append(f'<rect x="{left + plot_w + 5}" y="{ly}" width="10" height="10" fill="{colour}"/>'
                    f'<text x="{left + plot_w + 20}" y="{ly + 9}">{xml_escape(name)}</text>')
         ly += 16
     ly += 10
