@@ -103,7 +103,9 @@ def calibrate(report: Report, measured: dict[str, int], m: Measurement, verify: 
         if c.name in measured:
             b = measured[c.name]
             lo, hi = _band(c.name, b, scaled)
-            note = f"measured on {verify['device']}" + (f", extrapolated from {verify['measured_context']:,} tokens" if scaled else "")
+            note = f"measured on {verify['device']}"
+            if scaled:
+                note += f", extrapolated from {verify['measured_context']:,} tokens"
             comps.append(Component(name=c.name, bytes=b, low=lo, high=hi, note=note))
         else:
             comps.append(c)

@@ -41,7 +41,8 @@ def render_verify(report: Report, out: Any) -> None:
     t.add_row("[bold]total[/bold]", _gb(v["estimate_total_bytes"]), f"[bold]{_gb(v['calibrated_total_bytes'])}[/bold]",
               "calibrated")
     out.print(t)
-    out.print(f"calibrated total: {v['calibrated_total_bytes'] / GB:,.2f} GB = {v['calibrated_total_bytes'] / GIB:,.2f} GiB "
+    total = v["calibrated_total_bytes"]
+    out.print(f"calibrated total: {total / GB:,.2f} GB = {total / GIB:,.2f} GiB "
               f"(estimate {v['estimate_total_bytes'] / GB:,.2f} GB); peak of the reduced model "
               f"{v['peak_bytes'] / GB:,.3f} GB (weights included), measured in {v['seconds']:.1f} s")
     for n in v["notes"]:

@@ -67,7 +67,7 @@ def _measured_context(resolved: ResolvedModel, report: Report, n_red: int, dtype
     """The context the CPU measures at: the requested one, or less when it would run past the time
     budget or the RAM share (then it is measured at that context and half of it, every figure is
     extrapolated along the line through both, and the output says so)."""
-    from llm_mem.verify.measure import CPU_EFFICIENCY, MIN_MEASURED_CONTEXT, cpu_flops_per_s, predicted_flops
+    from llm_mem.verify.build import CPU_EFFICIENCY, MIN_MEASURED_CONTEXT, cpu_flops_per_s, predicted_flops
 
     w = report.workload
     spec = resolved.spec
@@ -114,6 +114,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
     """Measure one layer of each kind on the local accelerator (CPU when none) and return the report
     with measured components in place of the estimate and `report.verify` filled in."""
     torch, transformers = _require_torch()
+    from llm_mem.verify import build as vb
     from llm_mem.verify import measure as ms
     from llm_mem.verify.calibrate import calibrate, comparison, extrapolate, measured_components
     from llm_mem.verify.tracker import make_tracker
@@ -177,14 +178,14 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
     t0 = time.perf_counter()
     model = None
     try:
-        model, attn_used, bnotes = ms.build_model(model_type, kw, device, dtype, w.attention,
+        model, attn_used, bnotes = vb.build_model(model_type, kw, device, dtype, w.attention,
                                                   use_cache=w.train is None)
         notes += bnotes
         if context != w.context and attn_used == "eager":
             notes.append("eager attention's scores grow with context^2: the linear extrapolation understates them")
         if quant_bnb:
-            ms.quantize_bnb(model, fmt, dtype)
-        parts = ms.find_parts(model, n_red)
+            vb.quantize_bnb(model, fmt, dtype)
+        parts = vb.find_parts(model, n_red)
         _check_kinds(parts, kinds_red, notes)
         if w.train is None:
             model.eval()
@@ -224,9 +225,10 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
                                  "(pip install peft)")
             if w.train == "full" or not peft_used:
                 model.requires_grad_(True)
-        ms.count_parts(parts, model)
+        vb.count_parts(parts, model)
         if parts.buffer_bytes:
-            notes.append(f"model buffers (e.g. RoPE inv_freq) hold {parts.buffer_bytes:,} bytes, not counted as weights")
+            notes.append(f"model buffers (e.g. RoPE inv_freq) hold {parts.buffer_bytes:,} bytes, "
+                         "not counted as weights")
         tracker = make_tracker(device)
         vocab = int(getattr(model.config, "vocab_size", spec.vocab_size) or spec.vocab_size)
         # a capped context is measured twice (half and full) and every figure extrapolated along the
@@ -305,11 +307,13 @@ def _lora_targets(model: Any, names: tuple[str, ...], notes: list[str]) -> Any:
     out = []
     for full, mod in model.named_modules():
         leaf = full.rsplit(".", 1)[-1]
-        if (isinstance(mod, torch.nn.Linear) and mod is not head and leaf in wanted) or ("experts" in wanted and leaf == "experts"):
+        linear = isinstance(mod, torch.nn.Linear) and mod is not head and leaf in wanted
+        if linear or ("experts" in wanted and leaf == "experts"):
             out.append(full)
     if not out:
         raise VerifyError(f"no module of this model is named {', '.join(names)}", "check --lora-targets")
-    fused = [f for f, mod in model.named_modules() if f.endswith("experts") and not isinstance(mod, torch.nn.ModuleList)]
+    fused = [f for f, mod in model.named_modules()
+             if f.endswith("experts") and not isinstance(mod, torch.nn.ModuleList)]
     if fused and "experts" not in wanted:
         notes.append("LoRA on the nn.Linear modules named by --lora-targets; fused routed experts not targeted, as "
                      "the estimate assumes (peft's own name matching would wrap them too)")

@@ -81,14 +81,13 @@ def _make_live_tracker() -> Any:
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
-    global _SLOW_CPU_MATMULS
     # CPU speed only: oneDNN's bf16/fp16 GEMM on AVX2 CPUs without native bf16 runs ~40x slower when
     # the right operand is row-major (a @ W, as gpt-oss's experts multiply) than column-major
     # (F.linear's x @ W.T): 7.1 s vs 0.18 s for 64x2880 @ 2880x5760 on this project's CI CPU
     # (gpt-oss-20b's expert shape), and 6.9 s vs 2.3 s (copy included) for its 32-expert _grouped_mm.
     # Such products get a column-major copy of W; the output, which is all that is tracked, is the
     # same tensor, and the copy is freed inside the op (not counted: the real run does not make it).
-    _SLOW_CPU_MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default}
+    _SLOW_CPU_MATMULS.update({torch.ops.aten.mm.default, torch.ops.aten.bmm.default})
     grouped = getattr(torch.ops.aten, "_grouped_mm", None)  # transformers 5 MoE experts (grouped_mm)
     if grouped is not None:
         _SLOW_CPU_MATMULS.add(grouped.default)
@@ -145,7 +144,8 @@ def _make_live_tracker() -> Any:
             self._live += n
             self._peak = max(self._peak, self._live)
 
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                               kwargs: dict[str, Any] | None = None) -> Any:
             if func in _SLOW_CPU_MATMULS and self.device_type == "cpu":
                 args = _column_major_rhs(args)
             out = func(*args, **(kwargs or {}))
