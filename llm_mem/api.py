@@ -138,7 +138,8 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
         from llm_mem.results import LargestFit
 
         field = "context" if req.max_context else "batch"
-        upper = (model.spec.max_position_embeddings or pl.UNKNOWN_MAX_CONTEXT) if req.max_context else pl.MAX_BATCH_SEARCH
+        max_pos = model.spec.max_position_embeddings or pl.UNKNOWN_MAX_CONTEXT
+        upper = max_pos if req.max_context else pl.MAX_BATCH_SEARCH
         if not isinstance(targets[0], tuple):
             from llm_mem.errors import UsageError
 

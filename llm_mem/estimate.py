@@ -218,7 +218,8 @@ def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb:
                              "plan it with `llm-mem plan --gpu NxGPU --runtime llamacpp`")
         scale = weights_total / wb.total if wb.total else 1.0
         return llamacpp.inference(spec, w, gpu.vendor if gpu is not None else None,
-                                  [int(b * scale) for b in wb.per_layer], [int(b * scale) for b in wb.experts_per_layer],
+                                  [int(b * scale) for b in wb.per_layer],
+                                  [int(b * scale) for b in wb.experts_per_layer],
                                   int(wb.embedding * scale), int(wb.lm_head * scale), int(wb.other * scale))
     if w.pipeline_parallel_size > 1:
         raise UsageError("transformers places layers over GPUs with device_map, not a pipeline size",

@@ -96,7 +96,8 @@ GGUF_RECIPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q
 GGUF_F32_ROLES = frozenset({"norm", "bias", "expert_bias", "router", "pos_embed"})
 _RECIPE_BASE = {"Q5_K_M": "Q5_K", "Q5_K_S": "Q5_K", "Q4_K_M": "Q4_K", "Q4_K_S": "Q4_K", "Q3_K_L": "Q3_K",
                 "Q3_K_M": "Q3_K", "Q3_K_S": "Q3_K", "Q2_K_S": "Q2_K", "IQ3_M": "IQ3_S", "IQ3_XS": "IQ3_S",
-                "IQ2_M": "IQ2_S", "IQ2_S": "IQ2_XS", "MXFP4_MOE": "MXFP4"}  # llama-quant.cpp llama_ftype_get_default_type
+                "IQ2_M": "IQ2_S", "IQ2_S": "IQ2_XS",
+                "MXFP4_MOE": "MXFP4"}  # llama-quant.cpp llama_ftype_get_default_type
 for _r in GGUF_RECIPES:
     QUANT_FORMATS[_r] = Format(_r, f"GGUF {_r} (llama.cpp per-tensor mix)", GGUF_BPW[_RECIPE_BASE.get(_r, _r)],
                                keep_roles=GGUF_F32_ROLES, gguf_recipe=_r,

@@ -98,7 +98,8 @@ def _workload_line(r: Report) -> str:
         if w.grad_checkpointing:
             parts.append("gradient checkpointing")
         if w.zero:
-            parts.append(f"ZeRO-{w.zero} over {w.gpus} GPUs" + (f", offload {w.offload}" if w.offload != "none" else ""))
+            offload = f", offload {w.offload}" if w.offload != "none" else ""
+            parts.append(f"ZeRO-{w.zero} over {w.gpus} GPUs{offload}")
     else:
         e = r.engine
         parts = [f"inference on {e.version if e else w.runtime}", f"context {w.context:,} tokens", f"batch {w.batch}",

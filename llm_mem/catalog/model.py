@@ -252,10 +252,10 @@ class Gpu(_Frozen):
     def _aliases(cls, value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             out = []
-            for alias in value:
-                if not isinstance(alias, (str, int)) or isinstance(alias, bool):
-                    raise ValueError(f"alias {alias!r} is not text")
-                alias = str(alias)  # YAML reads a bare 4090 as an int
+            for raw in value:
+                if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+                    raise ValueError(f"alias {raw!r} is not text")
+                alias = str(raw)  # YAML reads a bare 4090 as an int
                 if alias != alias.strip().lower() or not lookup_key(alias):
                     raise ValueError(f"alias {alias!r} must be lower case and non-empty")
                 out.append(alias)

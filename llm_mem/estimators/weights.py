@@ -110,7 +110,8 @@ def hf_module_names(t: Tensor) -> tuple[str, ...]:
     base = f"model.layers.{idx}"
     tail = ".".join(rest)
     if block == "attn":
-        return (f"{base}.self_attn.{tail}", f"{base}.attention.{tail}", f"model.language_model.layers.{idx}.self_attn.{tail}")
+        return (f"{base}.self_attn.{tail}", f"{base}.attention.{tail}",
+                f"model.language_model.layers.{idx}.self_attn.{tail}")
     if rest and rest[0] == "router":
         return (f"{base}.mlp.gate", f"{base}.mlp.router", f"{base}.block_sparse_moe.gate")
     if rest and rest[0] == "experts":
