@@ -79,3 +79,22 @@ def _no_network(monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", guard)
+
+
+def load_script(path, name: str):
+    """Import a benchmark or dev script by path, registered in sys.modules (dataclasses look their
+    module up while the class is built)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def script_loader():
+    """`load_script` as a fixture, for test modules that load benchmarks/*/run.py."""
+    return load_script

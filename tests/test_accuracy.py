@@ -8,9 +8,7 @@ sizes, vLLM "Model loading took", KV bytes for a printed token count) and fails 
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,12 +17,8 @@ RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy" / "run.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("accuracy_run", RUN)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy_run"] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
+def bench(script_loader):
+    return script_loader(RUN, "accuracy_run")
 
 
 @pytest.fixture(scope="module")

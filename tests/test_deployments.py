@@ -7,9 +7,7 @@ planner change that loses (or gains) a fact shows up here, and that a few key fa
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,12 +16,8 @@ FOLDER = Path(__file__).resolve().parents[1] / "benchmarks" / "deployments"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("deployments_run", FOLDER / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["deployments_run"] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
+def bench(script_loader):
+    return script_loader(FOLDER / "run.py", "deployments_run")
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ the number of cases within 5% is the one committed in benchmarks/turn2/results.j
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +15,8 @@ FOLDER = Path(__file__).resolve().parents[1] / "benchmarks" / "turn2"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("turn2_run", FOLDER / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["turn2_run"] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
+def bench(script_loader):
+    return script_loader(FOLDER / "run.py", "turn2_run")
 
 
 @pytest.fixture(scope="module")

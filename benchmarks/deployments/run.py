@@ -43,13 +43,15 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import cli
+
 HERE = Path(__file__).resolve().parent
 COMMAND = "python benchmarks/deployments/run.py"
 FACTS = HERE / "deployments.yaml"
 RESIDENT = ("single", "tensor_parallel", "pipeline")
 OFFLOAD = ("expert_offload", "offload")
 GB = 1e9
-ENV = {"HF_HUB_OFFLINE": "1", "LLM_MEM_DEBUG": ""}
 
 # Where the planner and the fact disagree: (category, one line). Categories: "memory" (our estimate or
 # the source's own figure) or "outside memory: ..." (the fact depends on a different engine or version,
@@ -121,20 +123,6 @@ class Outcome:
 
 
 # ---- running the CLI --------------------------------------------------------------------------------
-def cli(args: list[str]) -> tuple[int, dict[str, Any] | None, str]:
-    """Run `llm-mem <args> --json` in-process: (exit code, JSON or None, stderr/output tail)."""
-    from typer.testing import CliRunner
-
-    from llm_mem.cli import app
-
-    res = CliRunner().invoke(app, [*args, "--json"], env=ENV)
-    try:
-        data = json.loads(res.stdout) if res.stdout.strip() else None
-    except json.JSONDecodeError:
-        data = None
-    return res.exit_code, data, (res.output or "").strip()[-400:]
-
-
 def fact_args(fact: dict[str, Any], folder: Path = HERE) -> list[str]:
     return [str(a).replace("{here}", str(folder)) for a in fact["check"]["args"]]
 

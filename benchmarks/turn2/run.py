@@ -47,13 +47,15 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import cli
+
 HERE = Path(__file__).resolve().parent
 COMMAND = "python benchmarks/turn2/run.py"
 CASES = HERE / "cases_turn2.yaml"
 TARGET_PCT = 5.0
 UNITS = {"GiB": 2**30, "GB": 10**9, "MiB": 2**20, "MB": 10**6, "bytes": 1}
 GIB, MIB = 2**30, 2**20
-ENV = {"HF_HUB_OFFLINE": "1", "LLM_MEM_DEBUG": ""}
 
 # Flags the case's llm_mem_gap names that llm-mem now has, with the values the published run used.
 FLAGS: dict[str, tuple[list[str], str]] = {
@@ -134,20 +136,6 @@ class Result:
     diagnosis: str | None = None
     detail: str = ""
     error: str | None = None
-
-
-def cli(args: list[str]) -> tuple[int, dict[str, Any] | None, str]:
-    """`llm-mem <args> --json` in-process: (exit code, JSON or None, output tail)."""
-    from typer.testing import CliRunner
-
-    from llm_mem.cli import app
-
-    res = CliRunner().invoke(app, [*args, "--json"], env=ENV)
-    try:
-        data = json.loads(res.stdout) if res.stdout.strip() else None
-    except json.JSONDecodeError:
-        data = None
-    return res.exit_code, data, (res.output or "").strip()[-400:]
 
 
 def build_command(case: dict[str, Any], folder: Path = HERE) -> tuple[list[str], list[str], list[str]]:
