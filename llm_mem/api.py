@@ -114,6 +114,12 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
     else:
         reqs = [resolve_gpu(req.gpu, cat)] if req.gpu else [resolve_gpu(g, cat) for g in pl.DEFAULT_PLAN_GPUS]
         targets = [(r.gpu, r.count) for r in reqs]
+        counted = next((r for r in reqs if r.count is not None), None)
+        if counted is not None and w.given("gpus") and counted.count != w.gpus:
+            from llm_mem.errors import UsageError
+
+            raise UsageError(f"--gpus {w.gpus} and --gpu {req.gpu} name different GPU counts",
+                             f"give the count once: --gpu {counted.count}x{counted.gpu.id} (the data-parallel GPUs)")
     if req.sweep is not None:
         from llm_mem.planner.sweep import svg_chart, sweep
 
@@ -138,15 +144,22 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
         from llm_mem.results import LargestFit
 
         field = "context" if req.max_context else "batch"
-        max_pos = model.spec.max_position_embeddings or pl.UNKNOWN_MAX_CONTEXT
-        upper = max_pos if req.max_context else pl.MAX_BATCH_SEARCH
+        if req.max_context:
+            upper = limit = model.spec.max_position_embeddings or pl.UNKNOWN_MAX_CONTEXT
+            why = ("the model's max_position_embeddings" if model.spec.max_position_embeddings
+                   else "the search's upper end for a model that names no maximum")
+        else:  # start at MAX_BATCH_SEARCH, and keep doubling while it fits, up to the workload's bound
+            from llm_mem.workload import MAX_BATCH
+
+            upper, limit, why = pl.MAX_BATCH_SEARCH, MAX_BATCH, "the largest --batch llm-mem accepts"
         if not isinstance(targets[0], tuple):
             from llm_mem.errors import UsageError
 
             raise UsageError("--max-context/--max-batch search one GPU kind", "give --gpu NxGPU, not a mix")
         gpu, count = targets[0]
-        value, best = pl.largest_fitting(model, w, gpu, count, field, upper)
-        return LargestFit(model=model.name, gpu=gpu.id, field=field, largest=value, plan=best)
+        value, best = pl.largest_fitting(model, w, gpu, count, field, upper, limit)
+        return LargestFit(model=model.name, gpu=gpu.id, field=field, largest=value, plan=best,
+                          limit=why if value == limit else None)
     host_ram = req.host_ram if req.host_ram is not None else pl.host_ram_bytes()
     placed = pl.plan(model, w, targets, req.disk_gbps, req.cpu_gbps, report=report, host_ram=host_ram)
     notes = [r.note for r in reqs if r.note]

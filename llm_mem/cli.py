@@ -2,11 +2,10 @@
 `llm_mem.api`, one `emit`. No arithmetic, no HTTP, no rendering here.
 
 Annotations are evaluated (no ``from __future__ import annotations``): typer reads them, and the
-workload options are declared once below and added to each command's signature.
+workload options are declared once in llm_mem.cli_options and added to each command's signature.
 """
 
 import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -17,18 +16,19 @@ import typer
 from pydantic import ValidationError
 
 from llm_mem import __version__
-from llm_mem.choices import (
-    Attention,
-    Choice,
-    FlashAttn,
-    KvDtype,
-    Logits,
-    MixedPrecision,
-    Offload,
-    Optimizer,
-    Precision,
-    Runtime,
-    TrainMode,
+from llm_mem.choices import KvDtype, Precision, Runtime
+from llm_mem.cli_options import (
+    CatalogOpt,
+    ConfigOpt,
+    GpuOpt,
+    JsonOpt,
+    MissingShardsOpt,
+    ModelArg,
+    RevisionOpt,
+    TokenOpt,
+    VerifyOpt,
+    choice_option,
+    with_workload_options,
 )
 from llm_mem.errors import LlmMemError, SettingError, UsageError
 from llm_mem.workload import field_flag, validation_problem
@@ -40,21 +40,6 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 # Exit codes, decided here and in llm_mem.emit: 0 answered/fits, 1 a check does not fit, 2 bad input.
 INTERNAL_ERROR_EXIT = 3
-
-
-def _parse_choice(enum: type[Choice], noun: str) -> Callable[[Any], Any]:
-    """A typer parser for a closed set of choices: case-insensitive, refused with
-    "unknown runtime 'tgi' (choose transformers, vllm, llamacpp)"."""
-
-    def parse(value: Any) -> Any:
-        if value is None or isinstance(value, enum):
-            return value
-        member = enum.parse(str(value))
-        if member is None:
-            raise typer.BadParameter(f"unknown {noun} {str(value)[:40]!r} (choose {', '.join(enum.values())})")
-        return member
-
-    return parse
 
 
 class OneLineGroup(typer.core.TyperGroup):  # type: ignore[misc,unused-ignore]
@@ -84,110 +69,6 @@ app = typer.Typer(
     help="How much memory an LLM needs, and on what hardware it fits.\n\n"
          "Sizes are printed in GB (10^9 bytes) and GiB (2^30 bytes), always labelled.",
 )
-
-
-def _choice(enum: type[Choice], noun: str, *decls: str, help: str) -> Any:
-    """An option whose help and shell completion list the Enum's choices."""
-    return typer.Option(*decls, parser=_parse_choice(enum, noun), metavar="[" + "|".join(enum.values()) + "]",
-                        autocompletion=lambda: list(enum.values()), help=help, show_default=False)
-
-
-# ---- the workload options, declared once, added to estimate and plan ----------------------------
-# Engine knobs keep the engines' own flag names (vLLM's `vllm serve`, llama.cpp's llama-server).
-def _opt(annotation: Any, *decls: str, help: str) -> Any:
-    return Annotated[Optional[annotation], typer.Option(*decls, help=help, show_default=False)]
-
-
-WORKLOAD_OPTIONS: dict[str, Any] = {
-    "precision": Annotated[Optional[str], _choice(
-        Precision, "precision", "--precision", "-p",
-        help="fp32, bf16, fp16, fp8, int8, int4 (= bnb nf4; llama.cpp: Q4_K_M), or `all` (estimate).")],
-    "quant": Annotated[Optional[str], typer.Option(
-        "--quant", "-q", show_default=False,
-        help="Format: nf4, fp4, gptq, awq, mxfp4, fp8, w8a8, w4a16, nvfp4, or a GGUF type (Q4_K_M, IQ2_XS...; "
-             "runs on llama.cpp).",
-        autocompletion=lambda: sorted(__import__("llm_mem.formats", fromlist=["ALL_FORMATS"]).ALL_FORMATS))],
-    "context": _opt(str, "--context", "--seq", "--max-model-len", "-c",
-                    help="Tokens per sequence: 4096, 32k, 128k (default: 4096, or the model's maximum if smaller)."),
-    "batch": _opt(int, "--batch", "-b", help="Sequences served at once (default 1)."),
-    "kv_dtype": Annotated[Optional[str], _choice(KvDtype, "KV cache dtype", "--kv-dtype", "--kv-cache-dtype",
-                                                 help="KV cache dtype (default bf16; llama.cpp f16).")],
-    "attention": Annotated[Optional[str], _choice(Attention, "attention", "--attention",
-                                                  help="transformers' kernel (default: sdpa, eager where the "
-                                                       "family has no SDPA).")],
-    "runtime": Annotated[Optional[str], _choice(Runtime, "runtime", "--runtime",
-                                                help="Serving engine (default transformers; llama.cpp for GGUF).")],
-    "logits": Annotated[Optional[str], _choice(Logits, "logits mode", "--logits",
-                                               help="last (generate) or full (evaluation, prompt logprobs).")],
-    "tensor_parallel_size": _opt(int, "--tensor-parallel-size", "-tp", help="vLLM tensor-parallel GPUs."),
-    "pipeline_parallel_size": _opt(int, "--pipeline-parallel-size", "-pp", help="vLLM pipeline stages."),
-    "data_parallel_size": _opt(int, "--data-parallel-size", "-dp", help="vLLM data-parallel ranks (attention DP)."),
-    "enable_expert_parallel": Annotated[Optional[bool], typer.Option(
-        "--enable-expert-parallel/--no-enable-expert-parallel", "-ep", show_default=False,
-        help="vLLM: split MoE experts over TP x DP GPUs.")],
-    "gpu_memory_utilization": _opt(float, "--gpu-memory-utilization",
-                                   help="vLLM: share of the GPU it may use (default: unset, measured)."),
-    "max_num_seqs": _opt(int, "--max-num-seqs", help="vLLM: most sequences per step (default from the GPU)."),
-    "max_num_batched_tokens": _opt(int, "--max-num-batched-tokens",
-                                   help="vLLM: most tokens per step (default from the GPU)."),
-    "block_size": _opt(int, "--block-size", help="vLLM: tokens per KV block (default 64)."),
-    "enforce_eager": Annotated[Optional[bool], typer.Option(
-        "--enforce-eager/--no-enforce-eager", show_default=False, help="vLLM: no CUDA graphs.")],
-    "flash_attn": Annotated[Optional[str], _choice(FlashAttn, "flash-attn mode", "--flash-attn", "-fa",
-                                                   help="llama.cpp: on, off or auto (default auto).")],
-    "ubatch_size": _opt(int, "--ubatch-size", "-ub", help="llama.cpp: physical batch (default 512)."),
-    "batch_size": _opt(int, "--batch-size", help="llama.cpp: logical batch, its -b (default 2048)."),
-    "parallel": _opt(int, "--parallel", "-np", help="llama.cpp: server slots (= --batch)."),
-    "n_gpu_layers": _opt(int, "--n-gpu-layers", "-ngl", help="llama.cpp: layers on the GPU, the output layer "
-                                                               "counted (default all)."),
-    "n_cpu_moe": _opt(int, "--n-cpu-moe", "-ncmoe", help="llama.cpp: keep the experts of the first N layers on "
-                                                          "the CPU."),
-    "train": Annotated[Optional[str], _choice(TrainMode, "training mode", "--train",
-                                              help="Fine-tune: full, lora or qlora.")],
-    "lora_rank": _opt(int, "--lora-rank", help="LoRA rank r (default 16)."),
-    "lora_targets": _opt(str, "--lora-targets",
-                         help="Comma-separated modules (default q,k,v,o,gate,up,down projections; `all-linear`)."),
-    "optimizer": Annotated[Optional[str], _choice(Optimizer, "optimizer", "--optimizer",
-                                                  help="Optimizer (default adamw).")],
-    "mixed_precision": Annotated[Optional[str], _choice(MixedPrecision, "mixed precision", "--mixed-precision",
-                                                        help="bf16, fp16 (fp32 master weights) or none.")],
-    "grad_checkpointing": Annotated[Optional[bool], typer.Option(
-        "--grad-checkpointing/--no-grad-checkpointing", help="Keep only layer inputs.", show_default=False)],
-    "zero": _opt(int, "--zero", help="DeepSpeed ZeRO stage 0-3."),
-    "gpus": _opt(int, "--gpus", help="Data-parallel GPUs (training; components become per GPU)."),
-    "offload": Annotated[Optional[str], _choice(Offload, "offload", "--offload",
-                                                help="none, optimizer or parameters (ZeRO-Offload).")],
-}
-
-
-def with_workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add WORKLOAD_OPTIONS to a command's signature; the command receives them as ``settings``."""
-    sig = inspect.signature(fn)
-    own = [p for p in sig.parameters.values() if p.name != "settings"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
-             for name, ann in WORKLOAD_OPTIONS.items()]
-
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> Any:
-        settings = {name: kwargs.pop(name) for name in WORKLOAD_OPTIONS}
-        return fn(settings=settings, **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **WORKLOAD_OPTIONS}
-    return wrapper
-
-
-ModelArg = Annotated[str, typer.Argument(help="Hub id (org/name), bundled alias, config.json or model folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout; notes go to stderr.")]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.")]
-TokenOpt = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Read this config.json instead of the Hub.")]
-MissingShardsOpt = Annotated[bool, typer.Option(
-    "--allow-missing-shards", help="A checkpoint index naming absent shards: warn and size from config.json.")]
-VerifyOpt = Annotated[bool, typer.Option("--verify", help="Measure one real layer on the local GPU (or CPU).")]
-GpuOpt = Annotated[Optional[str], typer.Option(
-    "--gpu", help="A catalog GPU (H100, 4090), a count (4xA100-80GB), a size (8GB, 24GiB) or `local`.")]
-CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="YAML file adding or overriding GPUs.")]
 
 
 def runs(fn: Callable[..., Any]) -> Callable[..., None]:
@@ -279,8 +160,9 @@ def estimate(
     from llm_mem.workload import build_workload
 
     compare = _split_precision(settings)
-    req = EstimateRequest(model=_model_ref(model, revision, token, config, allow_missing_shards), workload=build_workload(settings),
-                          compare_precisions=compare, verify=verify, gpu=gpu, catalog=catalog)
+    req = EstimateRequest(model=_model_ref(model, revision, token, config, allow_missing_shards),
+                          workload=build_workload(settings), compare_precisions=compare, verify=verify, gpu=gpu,
+                          catalog=catalog)
     return run_estimate(req, _progress(json_out)), json_out
 
 
@@ -304,9 +186,12 @@ def plan(
     gpu: GpuOpt = None, catalog: CatalogOpt = None,
     max_context: Annotated[bool, typer.Option("--max-context", help="Find the largest context that fits.")] = False,
     max_batch: Annotated[bool, typer.Option("--max-batch", help="Find the largest batch that fits.")] = False,
-    disk_gbps: Annotated[Optional[float], typer.Option("--disk-gbps", help="Disk read GB/s for layer streaming (default 3.5).")] = None,
-    cpu_gbps: Annotated[Optional[float], typer.Option("--cpu-gbps", help="Host memory GB/s for offloaded layers (default 76.8).")] = None,
-    host_ram: Annotated[Optional[str], typer.Option("--host-ram", help="Host RAM for offload (default: this machine's).")] = None,
+    disk_gbps: Annotated[Optional[float], typer.Option(
+        "--disk-gbps", help="Disk read GB/s for layer streaming (default 3.5).")] = None,
+    cpu_gbps: Annotated[Optional[float], typer.Option(
+        "--cpu-gbps", help="Host memory GB/s for offloaded layers (default 76.8).")] = None,
+    host_ram: Annotated[Optional[str], typer.Option(
+        "--host-ram", help="Host RAM for offload (default: this machine's).")] = None,
     sweep: Annotated[Optional[str], typer.Option(
         "--sweep", parser=_sweep_field, metavar="[context|batch]",
         help="Chart memory against context or batch on the --gpu, with the budget line.")] = None,
@@ -364,20 +249,23 @@ def check(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Single check: Hub id, alias or path.")] = None,
     gpu: Annotated[Optional[str], typer.Option(
         "--gpu", help="Single check: the GPUs it must fit on, e.g. L4 (one) or 2xL4 (tensor parallel).")] = None,
-    precision: Annotated[Optional[str], _choice(Precision, "precision", "--precision", "-p",
+    precision: Annotated[Optional[str], choice_option(Precision, "precision", "--precision", "-p",
                                                 help="fp32, bf16, fp16, fp8, int8, int4 (= bnb nf4).")] = None,
     quant: Annotated[Optional[str], typer.Option(
         "--quant", "-q", help="nf4, fp4, gptq, awq, mxfp4, fp8, int8, or a GGUF type (Q4_K_M...).")] = None,
     context: Annotated[Optional[str], typer.Option(
         "--context", "--seq", "-c", help="Tokens per sequence: 4096, 32k, 128k (default 4096).")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Sequences in the batch (default 1).")] = None,
-    kv_dtype: Annotated[Optional[str], _choice(KvDtype, "KV cache dtype", "--kv-dtype", help="KV cache dtype (default bf16).")] = None,
-    runtime: Annotated[Optional[str], _choice(Runtime, "runtime", "--runtime", help="transformers (default), vllm or llamacpp.")] = None,
+    kv_dtype: Annotated[Optional[str], choice_option(
+        KvDtype, "KV cache dtype", "--kv-dtype", help="KV cache dtype (default bf16).")] = None,
+    runtime: Annotated[Optional[str], choice_option(
+        Runtime, "runtime", "--runtime", help="transformers (default), vllm or llamacpp.")] = None,
     min_headroom: Annotated[Optional[str], typer.Option(
         "--min-headroom", help="Memory that must stay free per GPU: 10% (of the budget) or 2GB.")] = None,
     allow: Annotated[Optional[list[str]], typer.Option(
         "--allow", help="Also pass with this strategy: offload or streaming (repeatable).")] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only the entry with this name (repeatable).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="Run only the entry with this name (repeatable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="The CheckReport as JSON on stdout, nothing else.")] = False,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write JUnit XML to this file.")] = None,
     catalog: CatalogOpt = None,

@@ -9,7 +9,10 @@ QUOTE_LIMIT = 60
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr(value)``, cut to ``limit`` characters with an ellipsis: for quoting input in messages."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int over sys.get_int_max_str_digits() digits has no repr
+        text = f"<a {value.bit_length() if isinstance(value, int) else 'huge'}-bit integer>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -26,6 +29,12 @@ class LlmMemError(Exception):
     def one_line(self) -> str:
         """The message and hint joined into the single line the CLI prints."""
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InternalError(RuntimeError):
+    """A broken invariant of our own (an estimate with a negative part): a bug, never the user's input.
+    Deliberately not an LlmMemError: the CLI reports it as an internal error (exit 3), and pydantic
+    validators let it through unwrapped."""
 
 
 class UsageError(LlmMemError):

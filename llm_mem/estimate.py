@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 from llm_mem import dtypes
 from llm_mem.choices import Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
-from llm_mem.estimators.model_states import full_states, largest_module_params, lora_states
-from llm_mem.estimators.training import lora_activation_delta, saved_activations
+from llm_mem.estimators.model_states import largest_module_params
 from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, stage_weight_bytes, weight_bytes
 from llm_mem.formats import get_format
 from llm_mem.layout import Layout, tp_problem
@@ -231,10 +230,17 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
     """The full breakdown for one model and workload (``gpu``: the engine's defaults and capacity there)."""
     spec = model.spec
     warnings = list(model.warnings)
+    defaults: list[str] = []
+    if w.train is not None:  # what the user left out, as the training libraries set it (stated in notes)
+        from llm_mem.estimate_training import training_defaults
+
+        w, defaults = training_defaults(spec, w)
     if w.train and w.zero and w.gpus == 1:
         warnings.append(f"ZeRO stage {w.zero} on one GPU partitions nothing (useful only with --offload)")
     params = count_parameters(spec)
     plan, notes = resolve_plan(spec, w, model.name)
+    if spec.counted_by is not None:
+        notes.insert(0, spec.counted_by)
     wb = weight_bytes(spec, plan)
     elem = 4 if plan.keep_bytes == 4 else 2
     ckpt = model.checkpoint.total_bytes if model.checkpoint is not None else None
@@ -275,7 +281,7 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
                                bytes_per_1k_tokens=mem.kv.per_1k_tokens, mla_latent=mem.kv.mla_latent)
     else:
         comps, host, tnotes = _training(spec, w, plan, wb.total, elem)
-        notes += tnotes
+        notes += defaults + tnotes
         per_gpu = w.gpus > 1
         from llm_mem.estimators.kv_cache import full_context_tokens, kv_cache
 
@@ -301,26 +307,14 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
 
 def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int, elem: int
               ) -> tuple[list[Component], int, list[str]]:
-    """Training components (per data-parallel GPU when --gpus > 1) and host RAM for offload."""
+    """Training components (per data-parallel GPU when --gpus > 1) and host RAM for offload
+    (llm_mem.estimate_training)."""
+    from llm_mem.estimate_training import training_parts
     from llm_mem.runtimes.transformers import ALLOCATOR_SLACK
 
-    act = saved_activations(spec, w.batch, w.context, w.attention, w.grad_checkpointing, elem)
-    acts = [_component("activations", act.layers_total + act.outside,
-                       "layer inputs only (gradient checkpointing)" if w.grad_checkpointing
-                       else f"saved for backward, {w.attention} attention"),
-            _component("logits", act.logits, "logits, fp32 log-softmax and its backward (cross-entropy)")]
-    if w.grad_checkpointing:
-        acts.append(_component("activation_recompute", act.recompute, "one layer recomputed during backward"))
-    if w.train in (TrainMode.lora, TrainMode.qlora):
-        ms = lora_states(spec, w, weights_full, plan.fmt.label)
-        if not w.grad_checkpointing:
-            delta = lora_activation_delta(spec, w, elem)
-            acts[0] = _component("activations", max(acts[0].bytes + delta, 0), acts[0].note)
-    else:
-        ms = full_states(spec, w, plan.fmt.key, plan.fmt.label)
-    transient = sum(c.bytes for c in acts)
+    parts, host, notes = training_parts(spec, w, weights_full, plan.fmt.key, plan.fmt.label, elem)
+    transient = sum(p.bytes for p in parts if p.name in ("activations", "logits", "activation_recompute"))
     overhead = _component("runtime_overhead", int(transient * ALLOCATOR_SLACK),
                           "PyTorch caching-allocator slack (10% of activations); the CUDA context is outside the "
                           "GPU budget")
-    comps = [_component(st.name, st.bytes, st.note) for st in ms.states]
-    return comps + acts + [overhead], ms.host_bytes, ms.notes
+    return [_component(p.name, p.bytes, p.note) for p in parts] + [overhead], host, notes

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from llm_mem.mixers import MIXER_LINEAR_ROLES, mixer_tensors
+from llm_mem.sources.roles import hf_role
 from llm_mem.spec import ModelSpec
 
 # Roles of linear weights that quantization schemes convert (the "Linear" layers of a block).
@@ -21,10 +23,12 @@ LINEAR_ROLES = frozenset({
     "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_o", "attn_q_a", "attn_q_b", "attn_kv_a", "attn_kv_b",
     "mlp_gate", "mlp_up", "mlp_down", "expert_gate", "expert_up", "expert_down",
     "shared_gate", "shared_up", "shared_down",
-})
+}) | MIXER_LINEAR_ROLES
 ATTENTION_ROLES = frozenset({"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_o", "attn_q_a", "attn_q_b",
                              "attn_kv_a", "attn_kv_b"})
 EXPERT_ROLES = frozenset({"expert_gate", "expert_up", "expert_down", "expert_bias"})
+# Towers around the language model (llm_mem.sources.roles): counted, never quantized, no KV.
+MULTIMODAL_ROLES = frozenset({"vision", "mmproj"})
 
 
 class Tensor(NamedTuple):
@@ -52,6 +56,7 @@ class ParameterCounts(BaseModel):
     lm_head: int  # 0 when tied to the embedding
     per_layer: list[int]
     final_norm_and_other: int
+    multimodal: int = 0  # vision / audio towers and their projectors (image-text-to-text classes)
     experts_per_layer: list[int]  # routed experts' parameters per layer (0 for dense layers)
     per_expert: int  # parameters of one routed expert (0 for dense models)
     active: int  # parameters touched per token (MoE: top-k experts + shared + dense parts)
@@ -68,7 +73,7 @@ def _linear(name: str, role: str, layer: int | None, out: int, inp: int, bias: b
 
 def _norm(spec: ModelSpec, name: str, layer: int | None, dim: int) -> list[Tensor]:
     ts = [Tensor(f"{name}.weight", "norm", layer, (dim,))]
-    if spec.norm == "layer":
+    if spec.norm == "layer" if spec.norm_bias is None else spec.norm_bias:
         ts.append(Tensor(f"{name}.bias", "norm", layer, (dim,)))
     return ts
 
@@ -93,12 +98,14 @@ def _attention(spec: ModelSpec, i: int) -> list[Tensor]:
                       False)
         ts += _linear(f"{p}.o_proj", "attn_o", i, h, a * m.v_head_dim, spec.o_bias)
         return ts
-    ts += _linear(f"{p}.q_proj", "attn_q", i, a * d, h, spec.qkv_bias)
+    gate = 2 if spec.mixers is not None and spec.mixers.gated_attention else 1  # q and its output gate
+    ts += _linear(f"{p}.q_proj", "attn_q", i, gate * a * d, h, spec.qkv_bias)
     ts += _linear(f"{p}.k_proj", "attn_k", i, kv * d, h, spec.qkv_bias)
     ts += _linear(f"{p}.v_proj", "attn_v", i, kv * d, h, spec.qkv_bias)
     ts += _linear(f"{p}.o_proj", "attn_o", i, h, a * d, spec.o_bias)
     if spec.qk_norm:
-        ts += [Tensor(f"{p}.q_norm.weight", "norm", i, (d,)), Tensor(f"{p}.k_norm.weight", "norm", i, (d,))]
+        qw, kw = (a * d, kv * d) if spec.qk_norm_full else (d, d)
+        ts += [Tensor(f"{p}.q_norm.weight", "norm", i, (qw,)), Tensor(f"{p}.k_norm.weight", "norm", i, (kw,))]
     if spec.attention_sinks:
         ts.append(Tensor(f"{p}.sinks", "bias", i, (a,)))
     return ts
@@ -142,22 +149,42 @@ def _feed_forward(spec: ModelSpec, i: int) -> list[Tensor]:
 def _layer(spec: ModelSpec, i: int) -> list[Tensor]:
     h = spec.hidden_size
     ts: list[Tensor] = []
-    if spec.fused_qkv:
+    mx = spec.mixers
+    kind = mx.kinds[i] if mx is not None else "attention"
+    if kind != "attention":
+        ts += [Tensor(t.name, t.role, i, t.shape) for t in mixer_tensors(spec, i, kind)]
+    elif spec.fused_qkv:
         p = f"layers.{i}.attn"
         qkv_out = (spec.num_heads + 2 * spec.num_kv_heads) * spec.head_dim
         ts += _linear(f"{p}.query_key_value", "attn_qkv", i, qkv_out, h, spec.qkv_bias)
         ts += _linear(f"{p}.dense", "attn_o", i, h, spec.num_heads * spec.head_dim, spec.o_bias)
     else:
         ts += _attention(spec, i)
-    ts += _feed_forward(spec, i)
+    if mx is not None and mx.parallel_ssm and kind == "attention":
+        ts += [Tensor(t.name, t.role, i, t.shape) for t in mixer_tensors(spec, i, "mamba")]
+    if mx is None or mx.mlp[i]:
+        ts += _feed_forward(spec, i)
     for k in range(spec.norms_per_layer):
         ts += _norm(spec, f"layers.{i}.norm{k}", i, h)
     return ts
 
 
+def _counted(spec: ModelSpec) -> tuple[Tensor, ...]:
+    """The tensors transformers built (llm_mem.sources.meta_count), placed by their names."""
+    out = []
+    for name, shape, copies in spec.counted:
+        layer, role = hf_role(name)
+        if layer is not None and layer >= spec.num_layers:  # an encoder's or a second stack's layers
+            layer = None
+        out.append(Tensor(name, role, layer, shape, copies))
+    return tuple(out)
+
+
 @lru_cache(maxsize=64)
 def inventory(spec: ModelSpec) -> tuple[Tensor, ...]:
     """Every parameter tensor of the model as transformers instantiates it (tied weights once)."""
+    if spec.counted:
+        return _counted(spec)
     h, v = spec.hidden_size, spec.vocab_size
     emb_dim = spec.embed_proj_dim or h
     ts: list[Tensor] = [Tensor("embed_tokens.weight", "embed", None, (v, emb_dim))]
@@ -174,6 +201,7 @@ def inventory(spec: ModelSpec) -> tuple[Tensor, ...]:
         ts += _norm(spec, "final_norm", None, h)
     if not spec.tie_word_embeddings:
         ts.append(Tensor("lm_head.weight", "lm_head", None, (v, emb_dim)))
+    ts += [Tensor(name, role, None, shape) for name, role, shape in spec.multimodal]
     return tuple(ts)
 
 
@@ -184,7 +212,7 @@ def count_parameters(spec: ModelSpec) -> ParameterCounts:
     n = spec.num_layers
     per_layer = [0] * n
     experts = [0] * n
-    embedding = lm_head = other = 0
+    embedding = lm_head = other = multimodal = 0
     for t in ts:
         if t.layer is not None:
             per_layer[t.layer] += t.numel
@@ -193,10 +221,12 @@ def count_parameters(spec: ModelSpec) -> ParameterCounts:
         elif t.role in ("embed", "pos_embed"):
             embedding += t.numel
         elif t.role == "lm_head":
-            lm_head = t.numel
+            lm_head += t.numel
+        elif t.role in MULTIMODAL_ROLES:
+            multimodal += t.numel
         else:
             other += t.numel
-    total = embedding + lm_head + other + sum(per_layer)
+    total = embedding + lm_head + other + multimodal + sum(per_layer)
     moe = spec.moe
     per_expert = 0
     active = total
@@ -207,6 +237,6 @@ def count_parameters(spec: ModelSpec) -> ParameterCounts:
         active = total - sum(experts) + sum(e // moe.num_experts * moe.top_k for e in experts)
     return ParameterCounts(
         total=total, embedding=embedding, lm_head=lm_head, per_layer=per_layer, final_norm_and_other=other,
-        experts_per_layer=experts, per_expert=per_expert, active=active,
+        multimodal=multimodal, experts_per_layer=experts, per_expert=per_expert, active=active,
         largest_layer=max(per_layer + [embedding, lm_head]),
     )

@@ -137,6 +137,8 @@ def render_report(r: Report, out: Console) -> None:
     if p.active != p.total:
         line += f", {p.active:,} active per token"
     line += f"; embedding {p.embedding:,}; lm_head {p.lm_head:,}" + (" (tied)" if p.lm_head == 0 else "")
+    if p.multimodal:
+        line += f"; vision/audio towers and projector {p.multimodal:,}"
     out.print(line)
     out.print(f"weights: {esc(r.weights.label)}; largest layer {fmt_gb(r.weights.largest_layer_bytes)}, "
               f"largest single piece {fmt_gb(r.weights.largest_unit_bytes)}")
@@ -242,7 +244,11 @@ def render_largest(r: LargestFit, out: Console) -> None:
     if r.largest == 0 or r.plan is None:
         out.print(f"{esc(r.model)} does not fit resident on {esc(r.gpu)} even at {r.field} 1")
         return
-    out.print(f"largest {r.field} that fits resident on {esc(r.gpu)}: {r.largest:,}")
+    if r.limit:
+        out.print(f"largest {r.field} that fits resident on {esc(r.gpu)}: at least {r.largest:,} "
+                  f"(the search stops at {esc(r.limit)}; memory is not yet the limit)")
+    else:
+        out.print(f"largest {r.field} that fits resident on {esc(r.gpu)}: {r.largest:,}")
     render_plan(r.plan, out)
 
 

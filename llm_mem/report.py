@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llm_mem.errors import InternalError
 from llm_mem.params import ParameterCounts
 from llm_mem.runtimes import Capacity, EngineSettings
 from llm_mem.spec import Source
@@ -111,6 +112,35 @@ class Report(_Frozen):
         """With --json the notes and warnings go to stderr (the table shows them itself)."""
         return [f"note: {n}" for n in self.notes] + [f"warning: {w}" for w in self.warnings] if as_json else []
 
+    @model_validator(mode="after")
+    def _invariants(self) -> Report:
+        """The last check before a report leaves: no negative part, no missing weights or KV cache where
+        the model has them, totals that add up. Breaking one is our bug (InternalError, exit 3); input is
+        refused earlier (config.json by llm_mem.sources.validate, settings by Workload)."""
+        problem = report_problem(self)
+        if problem:
+            raise InternalError(f"estimate of {self.model}: {problem}")
+        return self
+
     def component(self, name: str) -> int:
         """Bytes of a component, 0 when absent."""
         return next((c.bytes for c in self.components if c.name == name), 0)
+
+
+def report_problem(r: Report) -> str | None:
+    """What is impossible in a report, or None."""
+    for c in r.components:
+        if not 0 <= c.low <= c.bytes <= c.high:
+            return f"component {c.name} has bytes {c.bytes} outside its band [{c.low}, {c.high}] or below 0"
+    if r.host_bytes < 0:
+        return f"host bytes {r.host_bytes} are negative"
+    if r.total_bytes != sum(c.bytes for c in r.components):
+        return f"total {r.total_bytes} is not the sum of the components"
+    if r.parameters.total < 1 or r.weights.bytes < 1:
+        return "the model has no weights"
+    if r.component("weights") == 0 and r.host_bytes == 0 and r.workload.train is None:
+        return "the weights are neither on the GPU nor in host memory"
+    kv = next((c.bytes for c in r.components if c.name == "kv_cache"), None)
+    if kv == 0 and r.kv_cache.bytes_per_token > 0 and r.host_bytes == 0:
+        return "the KV cache is empty although the model caches keys and values"
+    return None

@@ -41,10 +41,27 @@ class EstimateRequest(_Request):
     gpu: str | None = None  # the GPU the engine's defaults and capacity are for (vLLM picks defaults from it)
     catalog: Path | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> EstimateRequest:
+        if self.catalog is not None and self.gpu is None:
+            raise SettingError("catalog", "{} names GPUs; estimate reads it only with --gpu", "add --gpu, or drop it")
+        if self.compare_precisions and self.verify:
+            raise SettingError("verify", "{} measures one precision, not --precision all", "pick one precision")
+        return self
+
+
+# Plausible bandwidths for --disk-gbps / --cpu-gbps: 1 MB/s (a slow USB stick) to 100,000 GB/s, 12x the
+# fastest memory there is (B200 HBM3e, 8,000 GB/s; a 12-channel DDR5 host ~600 GB/s, PCIe 5 NVMe ~14 GB/s).
+MIN_RATE_GBPS = 0.001
+MAX_RATE_GBPS = 100_000.0
+
 
 def _positive_rate(field: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SettingError(field, f"{value} GB/s must be a positive number")
+    if not MIN_RATE_GBPS <= value <= MAX_RATE_GBPS:
+        raise SettingError(field, f"{value:g} GB/s is outside {MIN_RATE_GBPS:g}-{MAX_RATE_GBPS:,.0f} GB/s",
+                           "no disk or memory is that slow or that fast")
     return value
 
 
@@ -85,6 +102,7 @@ class PlanRequest(_Request):
             raise SettingError("max_context" if self.max_context else "max_batch", "{} needs a MODEL")
         if self.model is None and self.verify:
             raise SettingError("verify", "{} needs a MODEL")
+        self._flags_apply()
         if self.plot is not None and self.sweep is None:
             raise SettingError("plot", "{} draws a sweep", "add --sweep context or --sweep batch")
         if self.sweep is not None:
@@ -95,6 +113,24 @@ class PlanRequest(_Request):
             if self.plot is not None and self.plot.suffix.lower() != ".svg":
                 raise SettingError("plot", "{} writes SVG: give a file name ending in .svg")
         return self
+
+
+    def _flags_apply(self) -> None:
+        """A setting the chosen question does not read is an error, never silently ignored."""
+        given = self.model_fields_set
+        unread: tuple[str, ...]
+        if self.model is None:
+            unread, what = ("disk_gbps", "host_ram"), "the fit table (plan --gpu without a MODEL)"
+        elif self.max_context or self.max_batch:
+            unread, what = ("disk_gbps", "cpu_gbps", "host_ram", "verify"), \
+                f"{'--max-context' if self.max_context else '--max-batch'} (resident strategies only)"
+        elif self.sweep is not None:
+            unread, what = ("disk_gbps", "cpu_gbps", "verify"), "--sweep"
+        else:
+            return
+        for name in unread:
+            if name in given and getattr(self, name) not in (None, False):
+                raise SettingError(name, f"{{}} does not apply to {what}", "drop it")
 
 
 class GpusRequest(_Request):

@@ -57,6 +57,9 @@ class LargestFit(_Frozen):
     field: str  # "context" or "batch"
     largest: int  # 0: nothing fits even at 1
     plan: Plan | None
+    # set when `largest` is where the search had to stop, not where memory runs out: the true answer is at
+    # least `largest` (the model's max_position_embeddings, or the largest --batch accepted)
+    limit: str | None = None
 
     @property
     def exit_code(self) -> int:

@@ -6,9 +6,12 @@ it turns a raw dict into a frozen `ModelSpec`. Estimators never see the raw conf
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from llm_mem.errors import ConfigError
+from llm_mem.mixers import Mixers
 
 LayerKind = Literal["full", "sliding", "linear"]
 NormKind = Literal["rms", "layer"]
@@ -66,6 +69,34 @@ class QuantConfig(_Frozen):
     quantize_lm_head: bool = False  # ModelOpt quantizes the head unless excluded; others never
 
 
+class TrainingCaps(_Frozen):
+    """What a family's transformers modules do in training, filled by the parser
+    (llm_mem/sources/train_caps.py) so that the training estimators never branch on a family name.
+    Module names are transformers' nn.Linear names, the names PEFT's ``target_modules`` match."""
+
+    lora_default_targets: tuple[str, ...] = ()  # PEFT's target map for the model_type; () = PEFT has none
+    qkv_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")  # one name: one fused projection
+    o_module: str = "o_proj"
+    up_modules: tuple[str, ...] = ("gate_proj", "up_proj")  # gated MLP: two names, or one fused gate_up
+    down_module: str = "down_proj"
+    # PEFT's all-linear reaches the MoE router and the fused routed experts (transformers 5 fused them from
+    # per-expert Linears, and PEFT maps all-linear onto the fused parameters); False: attention and dense only
+    lora_experts: bool = False
+    qkv_split_copies: bool = False  # the fused projection's q/k/v parts are copied out (Falcon's reshape)
+    kv_broadcast: bool = False  # one K/V head broadcast by matmul, no repeat_kv: SDPA takes its math path (Falcon)
+    attn_softcap: float | None = None  # tanh soft-capping of attention scores (Gemma-2)
+    router_fp32_input: bool = False  # the MoE router upcasts its input to fp32 (DeepSeek)
+    router_scores: Literal["softmax", "sigmoid", "topk_softmax"] = "softmax"  # gpt-oss: softmax of the top-k
+    router_norm_topk: bool = False  # the top-k weights are renormalised (norm_topk_prob)
+    routing_fp32: bool = False  # the routing weights multiply the experts' output in fp32 (Mixtral, DeepSeek)
+    expert_clamp_glu: bool = False  # gpt-oss's clamped GLU with (up + 1)
+    logit_softcap: float | None = None  # tanh soft-capping of the final logits (Gemma-2)
+    norm_fp32_scale: bool = False  # RMSNorm multiplies by its weight in fp32 (Gemma's 1 + weight, gpt-oss)
+    q_head_major: bool = False  # RoPE's cat leaves q head-major (partial rotary): SDPA's output is copied
+    embed_dropout: float = 0.0  # dropout on the embeddings (GPT-2's embd_pdrop)
+    ckpt_mask_arg: bool = False  # eager passes its 4D causal mask positionally: checkpointing keeps it (GPT-2)
+
+
 class ModelSpec(_Frozen):
     """A decoder-only transformer, normalised from config.json."""
 
@@ -92,6 +123,8 @@ class ModelSpec(_Frozen):
     final_norm: bool = True
     embedding_norm: bool = False  # BLOOM's word_embeddings_layernorm
     qk_norm: bool = False  # Qwen3 / Gemma3 per-head q/k RMSNorm
+    qk_norm_full: bool = False  # the q/k norms span all heads (OLMo-2: heads x head_dim), not one head
+    norm_bias: bool | None = None  # LayerNorms without bias (Cohere); None: RMSNorm no bias, LayerNorm a bias
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_kind: MlpKind = "gated"
@@ -108,6 +141,7 @@ class ModelSpec(_Frozen):
     moe_routing_fp32: bool = False  # routing weights stay fp32 into the weighted sum (DeepSeek)
     sdpa: bool = True  # transformers has an SDPA path for the family (gpt-oss: no, its sinks need eager)
     llamacpp_arch: str | None = None  # llama.cpp's LLM_ARCH name, for llama-quantize's per-arch rules
+    training: TrainingCaps = TrainingCaps()  # what the family's modules save and name in training
 
     # attention layout
     mla: MlaSpec | None = None
@@ -116,10 +150,39 @@ class ModelSpec(_Frozen):
     alibi: bool = False
 
     moe: MoeSpec | None = None
+    # token mixers other than attention (state-space, linear attention, short conv) per layer, with the
+    # constant per-sequence state they keep instead of KV (llm_mem.mixers); None: attention in every layer
+    mixers: Mixers | None = None
+    # towers and projectors around the language model (vision, audio), as (name, role, shape) tensors:
+    # roles "vision" and "mmproj" (llm_mem.sources.roles); their weights count, they hold no KV
+    multimodal: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+    image_tokens: int | None = None  # context tokens one image adds (the largest image, where it varies)
+    # a model type without a native layout: the parameters transformers built on the meta device as
+    # (name, shape, copies), and the line that says so (llm_mem.sources.meta_count); empty when native
+    counted: tuple[tuple[str, tuple[int, ...], int], ...] = ()
+    counted_by: str | None = None
     quantization: QuantConfig | None = None
     hidden_act: str | None = None
     attention_dropout: float = 0.0
     hidden_dropout: float = 0.0
+
+    def __init__(self, **data: Any) -> None:
+        """Validate; a description that breaks a type or an invariant is one ConfigError line, whatever
+        its source (config.json, GGUF, Ollama), never a pydantic traceback."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"model description: {where + ': ' if where else ''}{msg}") from None
+
+    @model_validator(mode="after")
+    def _invariants(self) -> ModelSpec:
+        problem = spec_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def __hash__(self) -> int:
         """Hashed once: the estimators' caches (inventory, weight bytes) key on the spec, and a frozen
@@ -134,6 +197,49 @@ class ModelSpec(_Frozen):
     def is_moe(self) -> bool:
         """True when at least one layer routes tokens to experts."""
         return self.moe is not None and any(self.moe.moe_layers)
+
+
+def spec_problem(s: ModelSpec) -> str | None:
+    """What makes a description impossible (a zero or negative size, per-layer lists of the wrong length,
+    more experts per token than experts), or None. Every estimator may rely on these."""
+    sizes = {"vocab_size": s.vocab_size, "hidden_size": s.hidden_size, "num_layers": s.num_layers,
+             "num_heads": s.num_heads, "num_kv_heads": s.num_kv_heads, "head_dim": s.head_dim,
+             "intermediate_size": s.intermediate_size}
+    for name, v in sizes.items():
+        if v < 1:
+            return f"{name} is {v}; it must be positive"
+    for name, opt in (("v_head_dim", s.v_head_dim), ("max_position_embeddings", s.max_position_embeddings),
+                      ("sliding_window", s.sliding_window), ("embed_proj_dim", s.embed_proj_dim)):
+        if opt is not None and opt < 1:
+            return f"{name} is {opt}; it must be positive or absent"
+    for name, count in (("norms_per_layer", s.norms_per_layer), ("position_embeddings", s.position_embeddings),
+                        ("mtp_layers", s.mtp_layers)):
+        if count < 0:
+            return f"{name} is {count}; it must not be negative"
+    if s.num_kv_heads > s.num_heads:
+        return f"{s.num_kv_heads} KV heads for {s.num_heads} attention heads"
+    if len(s.layer_types) != s.num_layers:
+        return f"{len(s.layer_types)} layer kinds for {s.num_layers} layers"
+    for name, rate in (("attention_dropout", s.attention_dropout), ("hidden_dropout", s.hidden_dropout)):
+        if not 0 <= rate <= 1:  # NaN fails too
+            return f"{name} is {rate}; a rate is between 0 and 1"
+    if s.moe is not None:
+        m = s.moe
+        if m.num_experts < 1 or not 1 <= m.top_k <= m.num_experts:
+            return f"{m.top_k} experts per token of {m.num_experts} experts"
+        if m.expert_intermediate_size < 1 or m.shared_intermediate_size < 0:
+            return "expert widths must be positive"
+        if len(m.moe_layers) != s.num_layers:
+            return f"{len(m.moe_layers)} MoE layer flags for {s.num_layers} layers"
+    if s.mla is not None:
+        a = s.mla
+        if a.kv_lora_rank < 1 or a.v_head_dim < 1 or (a.q_lora_rank is not None and a.q_lora_rank < 1):
+            return "MLA ranks and the value head width must be positive"
+        if a.qk_nope_head_dim < 0 or a.qk_rope_head_dim < 0 or a.qk_nope_head_dim + a.qk_rope_head_dim < 1:
+            return "MLA query/key head widths must add up to a positive width"
+    if s.mixers is not None and not len(s.mixers.kinds) == len(s.mixers.mlp) == s.num_layers:
+        return f"{len(s.mixers.kinds)} mixer kinds and {len(s.mixers.mlp)} MLP flags for {s.num_layers} layers"
+    return None
 
 
 class StoredTensor(_Frozen):

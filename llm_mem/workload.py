@@ -12,6 +12,7 @@ Defaults that depend on the model (the context when none is given) are filled by
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from llm_mem.choices import (
     Runtime,
     TrainMode,
 )
-from llm_mem.errors import CombinationError, SettingError, UsageError, flag_of
+from llm_mem.errors import CombinationError, SettingError, UsageError, flag_of, quote
 
 if TYPE_CHECKING:
     from llm_mem.spec import ModelSpec
@@ -46,7 +47,9 @@ MAX_CONTEXT = 2**26
 MAX_BATCH = 2**20  # a million concurrent sequences
 MAX_LORA_RANK = 2**16  # rank 65,536: above every hidden size in the bundled set
 MAX_GPUS = 2**17  # 131,072 GPUs: beyond the largest published training clusters (~100k)
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# PEFT's LoraConfig defaults (peft/tuners/lora/config.py: r=8, lora_dropout=0.0); the default targets are
+# PEFT's per-family map, ModelSpec.lora_default_targets (resolved by llm_mem.estimators.lora).
+DEFAULT_LORA_RANK = 8
 MAX_BLOCK_SIZE = 2**16  # vLLM block sizes are 16-1024 tokens in practice
 MAX_LAYERS = 2**16  # the deepest published models have ~200 layers
 # llama.cpp's LLAMA_MAX_SEQ (src/llama-cparams.h): the most sequences (server slots) a context holds.
@@ -66,6 +69,7 @@ RUNTIME_FIELDS: dict[str, frozenset[Runtime]] = {
     "ubatch_size": frozenset({Runtime.llamacpp}),
     "batch_size": frozenset({Runtime.llamacpp}),
     "parallel": frozenset({Runtime.llamacpp}),
+    "ctx_size": frozenset({Runtime.llamacpp}),
     "n_gpu_layers": frozenset({Runtime.llamacpp}),
     "n_cpu_moe": frozenset({Runtime.llamacpp}),
     "attention": frozenset({Runtime.transformers}),
@@ -80,10 +84,12 @@ _RUNTIME_HINTS = {
 # Fields whose None is a value a caller may set in Workload.replace (the rest: None = leave default).
 _NULLABLE_CHANGES = frozenset({"precision", "quant", "train", "gpu_memory_utilization", "max_num_seqs",
                                "max_num_batched_tokens", "block_size", "ubatch_size", "batch_size", "parallel",
-                               "n_gpu_layers", "n_cpu_moe"})
+                               "n_gpu_layers", "n_cpu_moe", "ctx_size"})
 # The flags that only make sense with --train.
-TRAINING_FIELDS = ("lora_rank", "lora_targets", "optimizer", "mixed_precision", "grad_checkpointing", "zero",
-                   "gpus", "offload")
+TRAINING_FIELDS = ("lora_rank", "lora_targets", "lora_dropout", "optimizer", "mixed_precision", "grad_checkpointing",
+                   "zero", "gpus", "offload")
+# The flags that only make sense with --train lora|qlora.
+LORA_FIELDS = ("lora_rank", "lora_targets", "lora_dropout")
 
 
 class Workload(BaseModel):
@@ -101,11 +107,12 @@ class Workload(BaseModel):
     runtime: Runtime = Runtime.transformers
     logits: Logits = Logits.last
     train: TrainMode | None = None
-    lora_rank: int = Field(default=16, ge=1, le=MAX_LORA_RANK)
-    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    lora_rank: int = Field(default=DEFAULT_LORA_RANK, ge=1, le=MAX_LORA_RANK)
+    lora_targets: tuple[str, ...] | None = None  # None: PEFT's default modules for the family
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     optimizer: Optimizer = Optimizer.adamw
     mixed_precision: MixedPrecision = MixedPrecision.bf16
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | None = None  # None: the recipe's default (on for qlora, off otherwise)
     zero: int = Field(default=0, ge=0, le=3)
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)
     offload: Offload = Offload.none
@@ -125,6 +132,7 @@ class Workload(BaseModel):
     ubatch_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
     batch_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
     parallel: int | None = Field(default=None, ge=1, le=LLAMACPP_MAX_SEQ)
+    ctx_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)  # llama.cpp -c: cells over all slots
     n_gpu_layers: int | None = Field(default=None, ge=0, le=MAX_LAYERS)
     n_cpu_moe: int | None = Field(default=None, ge=0, le=MAX_LAYERS)
 
@@ -148,7 +156,24 @@ class Workload(BaseModel):
                 return {**data, "runtime": Runtime.llamacpp}
         return data
 
-    @field_validator("context", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _ctx_size_per_slot(cls, data: Any) -> Any:
+        """llama.cpp's -c is the context of all slots together: each of -np slots gets ctx-size / np
+        (llama-context.cpp n_ctx_seq = n_ctx / n_seq_max without --kv-unified)."""
+        if not isinstance(data, dict) or data.get("ctx_size") is None:
+            return data
+        if data.get("context") is not None:
+            raise SettingError("ctx_size", "give --context (per sequence) or -c/--ctx-size (all slots), not both")
+        total = cls._tokens(data["ctx_size"])
+        slots = data.get("parallel") or data.get("batch") or 1
+        if not isinstance(total, int) or not isinstance(slots, int) or isinstance(slots, bool):
+            return data  # the field validators report the bad value
+        if total < slots:
+            raise SettingError("ctx_size", f"{total} cells cannot hold {slots} slots")
+        return {**data, "ctx_size": total, "context": total // slots}
+
+    @field_validator("context", "ctx_size", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> Any:
         from llm_mem.units import parse_tokens
@@ -192,9 +217,18 @@ class Workload(BaseModel):
         if isinstance(value, (list, tuple)):
             if not all(isinstance(t, str) for t in value):
                 raise ValueError("LoRA targets are module names")
-            value = tuple(t.strip() for t in value if t.strip())
-            if not value:
+            names = tuple(t.strip() for t in value)
+            if not any(names):
                 raise ValueError("empty list of LoRA target modules")
+            if not all(names):
+                raise ValueError("an empty module name in the list (two commas, or one at an end)")
+            from llm_mem.estimators.lora import LORA_TARGET_NAMES
+
+            unknown = [t for t in names if t not in LORA_TARGET_NAMES]
+            if unknown:
+                raise ValueError(f"unknown LoRA target {unknown[0]!r} (transformers' module names: "
+                                 f"{', '.join(sorted(LORA_TARGET_NAMES))})")
+            value = names
         return value
 
     @model_validator(mode="after")
@@ -225,12 +259,13 @@ class Workload(BaseModel):
             if self.precision in (Precision.fp8, Precision.int8, Precision.int4):
                 raise CombinationError("precision", f"full fine-tuning trains fp32/bf16/fp16 weights, not "
                                        f"{self.precision}", "use --train qlora (4-bit base) or --train lora")
-            for f in ("lora_rank", "lora_targets"):
+            for f in LORA_FIELDS:
                 if self.given(f):
                     raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
-        if self.train is TrainMode.qlora and self.precision is Precision.fp32:
-            raise CombinationError("precision", "qlora keeps the frozen base in nf4; fp32 contradicts it",
-                                   "drop the precision, or use --train lora --precision fp32")
+        if self.train is TrainMode.qlora and self.precision not in (None, Precision.int4):
+            raise CombinationError("precision", f"qlora keeps the frozen base in 4 bits; {self.precision} "
+                                   "contradicts it", f"drop the precision, or use --train lora --precision "
+                                   f"{self.precision}")
         if self.given("logits"):
             raise CombinationError("logits", "{} applies to inference; training always materialises every position")
         for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
@@ -267,7 +302,7 @@ class Workload(BaseModel):
     def replace(self, **changes: Any) -> Workload:
         """A copy with ``changes`` applied and validated (model_copy would skip validation, leaving raw
         strings where Enums belong)."""
-        data = {k: getattr(self, k) for k in self.model_fields_set}
+        data = {k: getattr(self, k) for k in self.model_fields_set if k != "ctx_size"}  # context holds its share
         data.update(changes)
         return type(self)(**{k: v for k, v in data.items() if v is not None or k in _NULLABLE_CHANGES})
 
@@ -285,6 +320,10 @@ class Workload(BaseModel):
 field_flag = flag_of
 
 
+_BOUND_WORDS = {"greater_than_equal": ("at least", "ge"), "greater_than": ("above", "gt"),
+                "less_than_equal": ("at most", "le"), "less_than": ("below", "lt")}
+
+
 def validation_problem(exc: ValidationError) -> tuple[str, str]:
     """(field, message in words) of the first problem in a pydantic ValidationError."""
     err = exc.errors()[0]
@@ -296,10 +335,11 @@ def validation_problem(exc: ValidationError) -> tuple[str, str]:
     if kind == "enum":
         enum = Workload.model_fields[field].annotation if field in Workload.model_fields else None
         msg = choice_problem(field, err.get("input"), enum)
-    elif kind in ("greater_than_equal", "greater_than"):
-        msg = f"{err.get('input')!r} must be at least {ctx.get('ge', ctx.get('gt'))}"
-    elif kind in ("less_than_equal", "less_than"):
-        msg = f"{err.get('input')!r} must be at most {ctx.get('le', ctx.get('lt'))}"
+    elif kind in _BOUND_WORDS:
+        value = err.get("input")
+        word, key = _BOUND_WORDS[kind]
+        msg = ("nan is not a number" if isinstance(value, float) and math.isnan(value)
+               else f"{quote(value)} must be {word} {ctx.get(key)}")
     elif kind == "extra_forbidden":
         msg = "unknown setting"
     elif len(loc) > 1 and loc[-1].isdigit():
@@ -312,7 +352,7 @@ def choice_problem(field: str, value: Any, enum: Any) -> str:
     members = [m for m in typing.get_args(enum) if isinstance(m, type)] or [enum]
     choices = next((m.values() for m in members if isinstance(m, type) and hasattr(m, "values")), ())
     noun = field.replace("_", " ")
-    return f"unknown {noun} {value!r}" + (f" (choose {', '.join(choices)})" if choices else "")
+    return f"unknown {noun} {quote(value)}" + (f" (choose {', '.join(choices)})" if choices else "")
 
 
 def build_workload(settings: Mapping[str, Any], where: Callable[[str], str] = field_flag) -> Workload:

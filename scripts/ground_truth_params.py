@@ -8,7 +8,9 @@ Needs torch and transformers (the `verify` extra); the tests only read the JSON 
 
 For every *.json under each DIR (recursively; `quantize_config*.json` skipped) it:
   * drops `quantization_config` (we count logical, unpacked parameters),
-  * uses the nested `text_config` when there is one (multimodal wrapper: text model only),
+  * uses the nested `text_config` when there is one (multimodal wrapper) for the per-part counts, and
+    builds the wrapper's own class (its `architectures`, e.g. Gemma3ForConditionalGeneration) for
+    `total`; `multimodal` is what that class adds (vision tower + projector),
   * builds the config with `AutoConfig.for_model(model_type, **d)` (never trust_remote_code),
   * instantiates `AutoModelForCausalLM.from_config(cfg)` on the meta device (no memory),
   * records total / token_embedding / position_embedding / lm_head / per-layer counts
@@ -87,6 +89,7 @@ def count(d: dict) -> dict:
 
     d = dict(d)
     d.pop("quantization_config", None)
+    full = dict(d)
     wrapper_type = None
     if isinstance(d.get("text_config"), dict):
         wrapper_type = d.get("model_type")
@@ -134,13 +137,16 @@ def count(d: dict) -> dict:
     }
     if wrapper_type:
         rec["wrapper_model_type"] = wrapper_type
+        whole = wrapper_total(full)
+        rec["architecture"], rec["text_total"], rec["multimodal"] = whole[0], total, whole[1] - total
+        rec["total"] = total = whole[1]
     parts = [moe_parts(b) for b in layers] if layers is not None else []
     if any(p[0] for p in parts):
         rec["experts"] = [p[0] for p in parts]
         rec["num_experts"] = max(p[3] for p in parts)
         rec["shared_experts"] = [p[1] for p in parts]
         rec["router"] = [p[2] for p in parts]
-    rec["other"] = total - token_embedding - position_embedding - lm_head - sum(rec["layers"])
+    rec["other"] = rec.get("text_total", total) - token_embedding - position_embedding - lm_head - sum(rec["layers"])
     # names of the parameters making up `other`, so tests/readers can see what it is
     counted = {id(emb_in.weight)} | layer_ids
     if emb_out is not None:
@@ -156,6 +162,20 @@ def count(d: dict) -> dict:
         other_params[name] = p.numel()
     rec["other_params"] = other_params
     return rec
+
+
+def wrapper_total(d: dict) -> tuple[str, int]:
+    """(class, parameters) of the class a multimodal wrapper config names, built on the meta device."""
+    import torch
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    cfg = CONFIG_MAPPING[d["model_type"]].from_dict(d)
+    cls = getattr(transformers, d["architectures"][0])
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = cls._from_config(cfg)
+    return cls.__name__, sum(p.numel() for p in model.parameters())
 
 
 def config_files(directory: Path):

@@ -193,3 +193,22 @@ def test_plans_in_the_docs_print_valid_commands(args):
         return
     for opt in d["options"]:
         check_launch(opt["launch"], d["workload"]["runtime"])
+
+
+def test_llama_cpp_c_and_b_mean_what_they_mean_to_llama_server():
+    """-c is llama.cpp's context over all slots (each of -np slots gets c / np) and -b its logical batch;
+    the printed command gives them back unchanged."""
+    d = plan_json("meta-llama/Llama-3.1-8B", "--quant", "Q4_K_M", "--gpu", "3060", "-np", "4", "-c", "32k",
+                  "-b", "1024")
+    assert d["workload"]["context"] == 8192 and d["workload"]["batch_size"] == 1024
+    get = _words(next(x for x in d["recommended"]["launch"] if x.startswith("llama-server")))
+    assert get["-c"] == "32768" and get["-np"] == "4" and get["-b"] == "1024"
+    for args, needle in ((["-c", "32k"], "llamacpp setting"),
+                         (["--quant", "Q4_K_M", "-c", "32k", "--context", "8k"], "not both")):
+        r = runner.invoke(app, ["estimate", "meta-llama/Llama-3.1-8B", *args])
+        assert r.exit_code == 2 and needle in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def _words(line: str) -> dict[str, str]:
+    w = shlex.split(line)
+    return {w[i]: w[i + 1] for i in range(len(w) - 1) if w[i].startswith("-")}

@@ -34,6 +34,7 @@ def test_counts_equal_transformers_meta_device(key):
     g = GOLDEN[key]
     c = count_parameters(parse_config(load_config_file(_config_path(key))))
     assert c.total == g["total"]
+    assert c.multimodal == g.get("multimodal", 0)  # a wrapper's vision tower and projector
     assert c.embedding == g["token_embedding"] + g["position_embedding"]
     assert c.lm_head == g["lm_head"]
     assert (c.lm_head == 0) == g["tied"]

@@ -65,21 +65,22 @@ def test_bnb_quantization_config():
     assert (q.method, q.bits, q.quant_type, q.double_quant) == ("bitsandbytes", 4, "nf4", True)
 
 
-def test_unknown_architecture_falls_back_with_warning(tmp_path):
+def test_unknown_architecture_is_refused_not_guessed(tmp_path):
+    # a model_type neither llm-mem nor transformers knows: one clear line, never a generic guess
+    # (tests/test_architectures.py covers the transformers fallback and the no-transformers refusal)
     cfg = {**LLAMA, "model_type": "brand_new_lm"}
     p = tmp_path / "config.json"
     p.write_text(json.dumps(cfg))
-    m = resolve_model(str(p))
-    assert not m.spec.known and m.spec.family == "generic"
-    assert any("unknown architecture" in w for w in m.warnings)
+    with pytest.raises(ConfigError, match="unknown architecture 'brand_new_lm'"):
+        resolve_model(str(p))
 
 
 @pytest.mark.parametrize("bad,match", [
     ({"hidden_size": 8}, "model_type"),
     ({"model_type": "llama", "num_hidden_layers": 2}, "hidden_size"),
-    ({**LLAMA, "num_hidden_layers": -1}, "non-negative integer"),
+    ({**LLAMA, "num_hidden_layers": -1}, "num_hidden_layers = -1 must be at least 1"),
     ({**LLAMA, "num_key_value_heads": 3}, "not a multiple"),
-    ({**LLAMA, "vocab_size": "many"}, "non-negative integer"),
+    ({**LLAMA, "vocab_size": "many"}, "vocab_size = 'many' is a str, not an integer"),
 ])
 def test_missing_or_bad_fields(bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -301,11 +301,12 @@ def test_seed003_lora_and_qlora_model_states_8b():
     lora = 16 * layers * ((h + heads * d) * 2 + (h + kv * d) * 2 + (h + inter) * 3)
     assert lora == 41_943_040
     keep = 2 * n["total"]
-    r = cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "lora")
+    all7 = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # the seed's targets (PEFT's default: q, v)
+    r = cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "lora", "--lora-rank", "16", "--lora-targets", all7)
     c = comps(r)
     assert c["weights"] == keep
     assert c["lora_adapters"] + c["gradients"] + c["optimizer_states"] == 16 * lora  # fp32: 4 + 4 + 8
-    q = comps(cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "qlora"))
+    q = comps(cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "qlora", "--lora-rank", "16", "--lora-targets", all7))
     nf4 = n["linear"] * NF4_BITS / 8 + 2 * (2 * n["embed"] + n["norms"])
     assert q["weights"] == pytest.approx(nf4, abs=2000)
     assert q["weights"] + 16 * lora > 6 * GB  # the seed's 6 GB is below the model states

@@ -6,7 +6,8 @@ import pytest
 
 from llm_mem.errors import UsageError
 from llm_mem.estimate import estimate, largest_module_params
-from llm_mem.estimators.training import lora_params, optimizer_state_bytes
+from llm_mem.estimators.lora import lora_params
+from llm_mem.estimators.training import optimizer_state_bytes
 from llm_mem.params import Tensor
 from llm_mem.report import Workload
 from llm_mem.sources import resolve_model
@@ -65,8 +66,11 @@ def test_lora_rank16_llama3_8b_matches_peft():
                        16) == 41_943_040
 
 
+ALL7 = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 def test_lora_components():
-    s = states(Workload(train="lora", lora_rank=16, context=512))
+    s = states(Workload(train="lora", lora_rank=16, lora_targets=ALL7, context=512))
     L = 41_943_040
     assert s["weights"] == 2 * P  # frozen bf16 base
     assert s["lora_adapters"] == 4 * L and s["gradients"] == 4 * L and s["optimizer_states"] == 8 * L
@@ -107,8 +111,9 @@ def test_checkpointing_keeps_layer_inputs_only():
     full = estimate(M8B, Workload(train="full", context=2048, batch=2))
     ck = estimate(M8B, Workload(train="full", context=2048, batch=2, grad_checkpointing=True))
     T, h = 2 * 2048, 4096
-    # each layer's input (bf16) + outside the layers: final RMSNorm (fp32 copy, rstd, bf16 output) and lm_head input
-    assert ck.component("activations") == 32 * T * h * 2 + T * ((4 + 2) * h + 4 + 2 * h)
+    # each layer's input (bf16) + outside the layers: the int64 input ids (embedding backward), final RMSNorm
+    # (fp32 copy, rstd, bf16 output), lm_head input and the int64 targets (nll_loss)
+    assert ck.component("activations") == 32 * T * h * 2 + T * (8 + (4 + 2) * h + 4 + 2 * h + 8)
     assert ck.component("activation_recompute") > 0
     assert ck.component("activations") < full.component("activations") / 10
 

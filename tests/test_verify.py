@@ -104,7 +104,8 @@ def test_moe_one_layer_per_kind(tmp_path):
 def test_lora_training_step(tmp_path):
     pytest.importorskip("peft")
     d = _folder(tmp_path, LLAMA, "llama")
-    r = _verify(["estimate", str(d), "--context", "32", "--train", "lora", "--lora-rank", "4"])
+    r = _verify(["estimate", str(d), "--context", "32", "--train", "lora", "--lora-rank", "4",
+                 "--lora-targets", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"])
     comps = _by_name(r["verify"])
     # adapters are exact: rank x (in + out) per targeted weight, fp32, per layer x 2 layers
     h, i = LLAMA["hidden_size"], LLAMA["intermediate_size"]

@@ -4,7 +4,9 @@
 
 Reads benchmarks/activations/measured.json (autograd saved-tensor hooks on CPU, see README.md)
 and prints, per record, the measured and estimated bytes saved by the decoder layers and in
-total (layers + final norm + the fp32 log-softmax the loss keeps: 4 bytes per logit).
+total (layers + embeddings + final norm + what the loss keeps), with the CPU kernels' rules
+(llm_mem.estimators.saved.CPU: dropout masks in the input's dtype, LayerNorm statistics in bf16, the
+math path for SDPA with dropout or unequal head dims).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llm_mem.estimators.saved import CPU, Trainable
 from llm_mem.estimators.training import saved_activations
 from llm_mem.sources.parse import parse_config
 
@@ -27,14 +30,13 @@ def rows() -> list[dict]:
         if r.get("first_k_dense_replace") is not None:
             cfg["first_k_dense_replace"] = r["first_k_dense_replace"]
         spec = parse_config(cfg)
-        a = saved_activations(spec, r["batch"], r["seq"], r["attn"], r["checkpointing"])
-        tokens = r["batch"] * r["seq"]
+        a = saved_activations(spec, r["batch"], r["seq"], r["attn"], r["checkpointing"], 2, Trainable(), CPU)
         out.append({
             "model": r["model"], "layers": r["layers"], "batch": r["batch"], "seq": r["seq"], "attn": r["attn"],
             "checkpointing": r["checkpointing"],
             "measured_layers": r["total_saved_bytes"] - r["outside_layers_bytes"], "ours_layers": a.layers_total,
             "measured_total": r["total_saved_bytes"],
-            "ours_total": a.layers_total + a.outside + 4 * tokens * spec.vocab_size,
+            "ours_total": a.layers_total + a.outside + a.logits_saved,
         })
     return out
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from llm_mem.dtypes import GGML_TYPES
 from llm_mem.formats import GGUF_BPW
-from llm_mem.params import inventory
+from llm_mem.params import MULTIMODAL_ROLES, inventory
 from llm_mem.spec import ModelSpec
 
 # llama-quant.cpp llama_ftype_get_default_type: the ftype's base ggml type.
@@ -64,7 +64,9 @@ _FFN_DOWN = frozenset({"mlp_down", "expert_down", "shared_down"})  # names conta
 _FFN_GATE_UP = frozenset({"mlp_gate", "mlp_up", "expert_gate", "expert_up", "shared_gate", "shared_up"})
 # Never quantized, and stored F32 by convert_hf_to_gguf.py (1-D tensors, norms, FFN_GATE_INP, POS_EMBD);
 # tensor_allows_quantization skips ffn_gate_inp, position embeddings and < 2-D tensors.
-F32_ROLES = frozenset({"norm", "bias", "expert_bias", "router", "router_bias", "pos_embed"})
+# ssm_param: conv1d, A_log, D, dt_bias of state-space / linear-attention mixers (llama-quantize keeps ssm_conv1d,
+# ssm_a, ssm_d, ssm_dt.bias in F32: llama-quant.cpp quantize = ... !ssm_conv1d / ssm_x / ssm_dt; ggml 1-D tensors)
+F32_ROLES = frozenset({"norm", "bias", "expert_bias", "router", "router_bias", "pos_embed", "ssm_param"})
 # GGUF tensor names (llama.cpp gguf-py constants.py TENSOR_NAMES) of our roles.
 _GGUF_NAME = {
     "embed": "token_embd", "lm_head": "output", "pos_embed": "position_embd", "attn_q": "attn_q",
@@ -292,6 +294,8 @@ def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> t
     out: list[GgufTensor] = []
     i_v = i_down = 0
     for t in inventory(spec):
+        if t.role in MULTIMODAL_ROLES:  # the vision tower and projector go to a separate mmproj file
+            continue
         in_f = t.shape[1] if len(t.shape) > 1 else t.shape[0]
         if t.role == "attn_kv_b" and spec.mla is not None:
             # convert_hf_to_gguf.py (DeepseekV2Model.modify_tensors) splits kv_b_proj per head into

@@ -9,6 +9,11 @@ b10470 (llama-kv-cache.cpp: ``has_v = !is_mla``) and transformers 5 all keep onl
 
 How many tokens each layer keeps is the engine's rule; the engines (llm_mem.runtimes) pass
 ``tokens_per_layer``. This module only multiplies.
+
+Layers that mix tokens without attention (Mamba, Gated DeltaNet, LFM2's short conv; llm_mem.mixers)
+keep a constant state per sequence instead: conv window + recurrent state, whatever the context. It is
+added per sequence, in the model's 16-bit dtype by default (transformers and vLLM keep it in the
+model dtype; llama.cpp in F32: ``state_bits``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 
 from llm_mem.choices import KvDtype
 from llm_mem.dtypes import GGML_BY_NAME
+from llm_mem.mixers import state_elements
 from llm_mem.spec import ModelSpec
 
 # Bits per cached element. llama.cpp's block types for -ctk/-ctv are ggml types (llm_mem.dtypes
@@ -75,18 +81,29 @@ def layer_bytes(widths: KvWidths, tokens: int, k_bits: float, v_bits: float) -> 
     return int(tokens * (widths.k * k_bits + widths.v * v_bits) / 8)
 
 
+def state_bytes(spec: ModelSpec, sequences: int, bits: float = 16.0, trim: int = 0) -> list[int]:
+    """Per layer, the constant state of ``sequences`` sequences (0 for attention-only layers); ``trim``:
+    conv columns the engine keeps fewer than the kernel (llm_mem.mixers.state_elements)."""
+    return [int(e * sequences * bits / 8) for e in state_elements(spec, trim)]
+
+
 def kv_cache(spec: ModelSpec, tokens_per_layer: list[int], sequences: int, k_dtype: KvDtype | str,
              v_dtype: KvDtype | str | None = None, tokens_1k: list[int] | None = None,
-             kv_heads: int | None = None, note: str | None = None) -> KvCache:
+             kv_heads: int | None = None, note: str | None = None, state_bits: float = 16.0) -> KvCache:
     """KV bytes when layer i keeps ``tokens_per_layer[i]`` tokens for each of ``sequences`` sequences
-    (0 for layers with no KV: linear attention, recurrent state). ``tokens_1k``: the same rule at a
-    1,024-token context, for the per-1k figure."""
+    (0 for layers with no KV: linear attention, recurrent state), plus the constant state of the layers
+    that have one. ``tokens_1k``: the same rule at a 1,024-token context, for the per-1k figure."""
     kb = kv_bits(k_dtype)
     vb = kv_bits(v_dtype if v_dtype is not None else k_dtype)
     w = kv_widths(spec, kv_heads)
-    per_layer = [layer_bytes(w, t * sequences, kb, vb) for t in tokens_per_layer]
+    state = state_bytes(spec, sequences, state_bits)
+    per_layer = [layer_bytes(w, t * sequences, kb, vb) + st for t, st in zip(tokens_per_layer, state)]
     attn_layers = sum(1 for k in spec.layer_types if k != "linear")
     per_1k = sum(layer_bytes(w, t, kb, vb) for t in (tokens_1k or [min(t, 1024) for t in tokens_per_layer]))
+    per_1k += sum(state_bytes(spec, 1, state_bits))
+    if any(state):
+        note = ((note + "; ") if note else "") + (f"{sum(state) / 2**20:,.1f} MiB of it is the constant "
+                                                  "state of the state-space / linear-attention layers")
     return KvCache(sum(per_layer), layer_bytes(w, attn_layers, kb, vb), per_1k, per_layer, list(tokens_per_layer),
                    w.latent, note)
 

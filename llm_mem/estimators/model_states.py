@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 from llm_mem.choices import Offload
 from llm_mem.dtypes import FLOAT_BYTES
-from llm_mem.estimators.training import lora_params, lora_target_tensors, optimizer_state_bytes
+from llm_mem.estimators.lora import adapter_params, lora_target_modules
+from llm_mem.estimators.training import optimizer_state_bytes
 from llm_mem.params import Tensor, inventory
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import Workload
@@ -43,20 +44,39 @@ def total_params(spec: ModelSpec) -> int:
     return sum(t.numel for t in inventory(spec))
 
 
-def lora_states(spec: ModelSpec, w: Workload, weights_bytes: int, weights_label: str) -> ModelStates:
-    """Frozen base + fp32 adapters, their gradients and optimizer states (PEFT defaults)."""
-    tensors = lora_target_tensors(spec, w.lora_targets)
-    n = lora_params(spec, w.lora_targets, w.lora_rank)
-    # PEFT casts adapters to fp32 on bf16/fp16 bases (LoraModel autocast_adapter_dtype=True)
-    adapters = [Tensor("lora", "lora", None, (w.lora_rank, t.shape[1] + t.shape[0]), t.copies) for t in tensors]
+def lora_states(spec: ModelSpec, w: Workload, weights_bytes: int, weights_label: str,
+                targets: tuple[str, ...]) -> ModelStates:
+    """Frozen base + fp32 adapters (PEFT casts them: get_peft_model autocast_adapter_dtype=True), their
+    gradients and optimizer states; under ZeRO the same partitioning as full fine-tuning applies to
+    what there is: stage 1 the optimizer states, 2 also the gradients, 3 also the parameters (the frozen
+    base included, gathered one module at a time), with --offload moving them to the CPU."""
+    mods = lora_target_modules(spec, targets)
+    n = sum(adapter_params(m, w.lora_rank) for m in mods)
+    adapters = [Tensor("lora", "lora", None, (w.lora_rank * m.rank_mult, m.in_features + m.out_features), m.copies)
+                for m in mods]
     opt = optimizer_state_bytes(adapters, w.optimizer, 4)
     p = total_params(spec)
-    note = (f"LoRA rank {w.lora_rank} on {len(tensors)} weights ({', '.join(w.lora_targets)}): "
-            f"{n:,} trainable parameters ({100 * n / p:.2f}%)")
-    return ModelStates([State("weights", weights_bytes, f"frozen base, {weights_label}"),
-                        State("lora_adapters", n * 4, "fp32 adapters"),
-                        State("gradients", n * 4, "adapter gradients, fp32"),
-                        State("optimizer_states", opt, str(w.optimizer))], 0, [note])
+    note = (f"LoRA rank {w.lora_rank} on {len(mods)} modules ({', '.join(targets)}): {n:,} trainable parameters "
+            f"({100 * n / p:.2f}%), as PEFT counts them")
+    gpus, host = w.gpus, 0
+    base, base_note = weights_bytes, f"frozen base, {weights_label}"
+    if w.zero == 3:
+        gathered = int(weights_bytes * largest_module_params(spec) / p)
+        if w.offload is Offload.parameters:
+            base, base_note, host = gathered, "largest module gathered; frozen base on the CPU (ZeRO-3)", weights_bytes
+        else:
+            base, base_note = weights_bytes // gpus + gathered, f"frozen base, 1/{gpus} partition + largest module"
+    part = {k: gpus if w.zero >= k else 1 for k in (1, 2, 3)}
+    states = [State("weights", base, base_note),
+              State("lora_adapters", 4 * n // part[3], "fp32 adapters" + (f", 1/{gpus}" if part[3] > 1 else "")),
+              State("gradients", 4 * n // part[2], "adapter gradients, fp32" + (f", 1/{gpus}" if part[2] > 1 else ""))]
+    if w.offload is not Offload.none:
+        host += opt // part[1]
+        states.append(State("optimizer_states", 0, f"{w.optimizer}, offloaded to CPU"))
+    else:
+        states.append(State("optimizer_states", opt // part[1], str(w.optimizer) +
+                            (f", 1/{gpus} partition" if part[1] > 1 else "")))
+    return ModelStates(states, host, [note])
 
 
 def full_states(spec: ModelSpec, w: Workload, weights_format: str, weights_label: str) -> ModelStates:
@@ -109,9 +129,9 @@ def _zero(spec: ModelSpec, w: Workload, p: int, opt_per_param: float) -> ModelSt
         if w.offload is Offload.optimizer:
             return ModelStates([State("weights", 2 * p, "bf16, replicated"), State("gradients", 0, "offloaded"),
                                 *offloaded], _host(p, w, 16), [])
-        grads = int(6 * p / n) if w.zero == 2 else 2 * p + int(4 * p / n)
+        grad_bytes = int(6 * p / n) if w.zero == 2 else 2 * p + int(4 * p / n)
         return ModelStates([State("weights", 2 * p, "bf16, replicated"),
-                            State("gradients", grads, f"ZeRO-{w.zero} partitioned"),
+                            State("gradients", grad_bytes, f"ZeRO-{w.zero} partitioned"),
                             State("optimizer_states", opt, f"{w.optimizer}, 1/{n} partition"),
                             State("master_weights", int(4 * p / n), f"fp32, 1/{n} partition")], 0, [])
     gathered = 2 * largest_module_params(spec)

@@ -211,6 +211,7 @@ def _linear_bytes(t: Tensor, plan: WeightPlan, spec: ModelSpec) -> int:
     if f.key == "awq":
         bits = plan.gptq_bits or 4
         group = plan.group_size or 128
+        group = in_f if group <= 0 else group  # AutoAWQ q_group_size -1: no grouping, one scale per row
         groups = math.ceil(in_f / group)
         return (in_f * math.ceil(out_f * bits / 32) * 4 + groups * out_f * 2
                 + groups * math.ceil(out_f * bits / 32) * 4) * t.copies
@@ -258,7 +259,9 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     f = plan.fmt
     float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
     if f.gguf_recipe:  # llama-quantize's per-tensor types (norms, biases, router, positions stay F32)
-        return dict(gguf_tensor_bytes(f.gguf_recipe, spec))
+        sizes = dict(gguf_tensor_bytes(f.gguf_recipe, spec))
+        # a vision tower is not in the model's GGUF (convert_hf_to_gguf.py writes it to a separate mmproj file)
+        return {t.name: sizes.get(t.name, 0) for t in inventory(spec)}
     out: dict[str, int] = {}
     same: dict[tuple[str, tuple[int, ...], int, bool], int] = {}  # layers repeat: shapes and roles recur
     for t, numel in sized_inventory(spec):

@@ -73,9 +73,11 @@ def plan(model: ResolvedModel, workload: Workload, gpus: list[Target],
 
 
 def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: int | None, field: str,
-                    upper: int) -> tuple[int, Plan | None]:
+                    upper: int, limit: int | None = None) -> tuple[int, Plan | None]:
     """Largest ``field`` (context or batch) for which a resident strategy fits on ``count`` GPUs (one
-    device unless a count is given); 0 if none."""
+    device unless a count is given); 0 if none. The search starts below ``upper``; when ``upper`` still
+    fits it doubles, up to ``limit``, so the answer is never the search's own cap unless it is ``limit``
+    (which the caller reports as "at least")."""
     count = count or 1
 
     def ok(v: int) -> Plan | None:
@@ -87,6 +89,15 @@ def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: i
     if best is None:
         return 0, None
     lo, hi = 1, max(upper, 1)
+    limit = max(limit or hi, hi)
+    top = ok(hi) if hi > 1 else best
+    while top is not None:  # the upper end fits: look further, or stop at the limit
+        lo, best = hi, top
+        if hi >= limit:
+            return hi, best
+        hi = min(hi * 2, limit)
+        top = ok(hi)
+    hi -= 1  # ok(hi) does not fit
     while lo < hi:  # invariant: ok(lo) fits, and `best` is its plan
         mid = (lo + hi + 1) // 2
         p = ok(mid)

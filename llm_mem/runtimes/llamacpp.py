@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from llm_mem.choices import FlashAttn, KvDtype
 from llm_mem.errors import UsageError
-from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes
+from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes, state_bytes
 from llm_mem.runtimes import EngineMemory, EngineSettings, Part
 from llm_mem.spec import ModelSpec
 from llm_mem.units import MIB
@@ -208,7 +208,10 @@ def inference(spec: ModelSpec, w: Workload, gpu_vendor: str | None, per_layer: l
     widths = kv_widths(spec)
     kb, vb = kv_bits(s.k), kv_bits(s.v)
     pl = place(spec, s, per_layer, experts_per_layer, embedding, lm_head, other)
-    per_layer_kv = [layer_bytes(widths, c, kb, vb) for c in cells]
+    # recurrent layers keep one F32 state per sequence slot (llama-model.cpp create_memory: recurrent
+    # type_r / type_s GGML_TYPE_F32, llama_memory_recurrent mem_size = max(1, n_seq_max))
+    states = state_bytes(spec, s.n_seq, 32.0, trim=1)
+    per_layer_kv = [layer_bytes(widths, c, kb, vb) + st for c, st in zip(cells, states)]
     gpu_kv = sum(b for i, b in enumerate(per_layer_kv) if i in pl.gpu_layers)
     host_kv = sum(per_layer_kv) - gpu_kv
     ref = Settings(1, pad(max(1024, s.n_ubatch)), s.n_ubatch, s.n_batch, s.flash_attn, s.k, s.v, s.gpu_layers, 0)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from llm_mem.choices import Attention
 from llm_mem.estimators.inference_activations import layer_peak
-from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes
+from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes, state_bytes
 from llm_mem.layout import Layout, kv_heads_per_rank, stage_layers
 from llm_mem.runtimes import Capacity, EngineMemory, EngineSettings, Part
 from llm_mem.spec import ModelSpec
@@ -194,6 +194,9 @@ def inference(spec: ModelSpec, w: Workload, gpu: Gpu | None, layout: Layout, sta
 
     weights, groups, peak, step = max(per_stage, key=need)
     kv_needed = (groups.blocks_per_request * w.batch + 1) * groups.bytes_per_block  # +1: the null block
+    # state-space / linear-attention layers: one constant state per request in the model dtype
+    # (vLLM 0.34 MambaSpec pages; mamba_ssm_cache_dtype "auto" is the model dtype)
+    kv_needed += sum(state_bytes(spec, w.batch, trim=1))
     margin = max(KV_CACHE_MARGIN_FLOOR, int(KV_CACHE_MARGIN_FRACTION * peak))
     budget = None
     if total is not None and usable is not None:

@@ -41,9 +41,10 @@ def _looks_like_path(name: str) -> bool:
 
 def _warnings(spec: ModelSpec, extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
     out = list(extra)
-    if not spec.known:
-        out.insert(0, f"unknown architecture {spec.model_type!r}: generic decoder estimate from the standard fields "
-                      "(hidden_size, layers, heads, intermediate_size, vocab); expect a few % error")
+    if spec.counted_by is not None:
+        out.insert(0, f"no native layout for model_type {spec.model_type!r}: the parameters are exact (counted by "
+                      "transformers), the KV cache and activations are those of a standard transformer with its "
+                      "hidden size, layers and heads")
     return tuple(out)
 
 

@@ -71,6 +71,8 @@ def parse_json_object(data: bytes, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise ConfigError(f"{where} nests JSON too deeply to be a config") from None
+    except ValueError:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+        raise ConfigError(f"{where} holds a number too long to be a config value") from None
     if not isinstance(obj, dict):
         raise ConfigError(f"{where} holds a JSON {type(obj).__name__}, not an object")
     return obj

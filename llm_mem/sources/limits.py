@@ -78,6 +78,42 @@ MAX_SAFETENSORS_TENSORS = 1_000_000
 MAX_TENSOR_RANK = 8
 MAX_TENSOR_ELEMENTS = 2**48
 
+# -- config.json fields (llm_mem.sources.validate) ---------------------------------------------------
+# Plausibility bounds on the sizes a config declares, far above every published model, so that a
+# 763-byte config claiming ten million layers is one error line before anything is allocated. Each
+# names the largest real value it was checked against.
+
+#: Decoder layers: the same bound as GGUF files (llama.cpp LLAMA_MAX_LAYERS = 512). The deepest
+#: published decoders: Llama 3.1 405B 126, Megatron-Turing NLG 530B 105, DeepSeek-V3 61 (+1 MTP).
+MAX_CONFIG_LAYERS = MAX_LAYERS
+#: hidden_size (and kv_lora_rank, q_lora_rank, word_embed_proj_dim): the widest published are
+#: PaLM 540B and Nemotron-4 340B at 18,432; 2^17 = 131,072 is 7x that.
+MAX_HIDDEN = 2**17
+#: intermediate_size (and the MoE expert widths): the widest published are PaLM 540B and
+#: Nemotron-4 340B at 73,728 (Llama 3.1 405B 53,248); 2^20 is 14x that.
+MAX_INTERMEDIATE = 2**20
+#: Attention heads and KV heads: the most published are 128 (Llama 3.1 405B, DeepSeek-V3); 2^14.
+MAX_HEADS = 2**14
+#: head_dim and the MLA head widths: the widest published are 256 (Gemma 2/3) and DeepSeek's 192
+#: (128 nope + 64 rope); 2^14.
+MAX_HEAD_DIM = 2**14
+#: vocab_size: the largest published are 262,144 (Gemma 3) and 256,000 (Gemma, PaLM); 2^23 = 8,388,608.
+MAX_VOCAB = 2**23
+#: Routed experts (and experts per token, shared experts): the most published are 512 (Qwen3-Next)
+#: and 384 (Kimi K2); 2^16.
+MAX_EXPERTS = 2**16
+#: max_position_embeddings, sliding_window: the longest published window is Llama 4 Scout's
+#: 10,485,760 tokens; 2^40 leaves room for any declared maximum while keeping the arithmetic small.
+MAX_POSITIONS = 2**40
+#: quantization group / block sizes: GPTQ and AWQ use 32-128 (or -1: one group per row).
+MAX_QUANT_GROUP = 2**20
+#: Nesting of JSON objects and arrays in a config: real ones nest at most 5 deep
+#: (quantization_config.config_groups.group_0.weights.*); deeper is refused before it is walked.
+MAX_CONFIG_DEPTH = 32
+#: Any integer in a config: JSON parsers in other languages hold at most 64 bits, and so do
+#: transformers' tensors; a larger number is junk, refused wherever it sits.
+MAX_CONFIG_INT = 2**63 - 1
+
 # -- time ---------------------------------------------------------------------------------------------
 
 #: Every Hub read of one `resolve_model` call together: listing, config.json, index, headers. A

@@ -10,14 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from llm_mem.errors import ConfigError
+from llm_mem.sources import families, hybrid, vision
+from llm_mem.sources.counted import counted_spec
 from llm_mem.sources.quant import parse_quantization
+from llm_mem.sources.train_caps import training_caps
+from llm_mem.sources.validate import check_config
 from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec
 
 LLAMA_LIKE = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
-    "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "olmo2", "granite",
+    "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite",
 }
-KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"}
+LLAMA_LIKE |= set(families.FAMILIES)  # read the Llama way, then their switches (llm_mem.sources.families)
+KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"} | hybrid.HYBRID_FAMILIES
 # Families whose attention is one fused query_key_value projection and a "dense" output.
 FUSED_QKV = frozenset({"gpt2", "opt", "bloom", "gpt_neox", "falcon"})
 # Families transformers 5.24 builds without an SDPA path, so its default attention is eager
@@ -33,8 +38,34 @@ LLAMACPP_ARCH = {
     "olmo2": "olmo2", "granite": "granite", "gpt2": "gpt2", "bloom": "bloom", "falcon": "falcon",
     "gpt_neox": "gptneox",
 }
+# Classes that build only the language model of a multimodal wrapper config (transformers 5.24
+# modeling_llama4.py Llama4ForCausalLM, modeling_gemma3.py Gemma3ForCausalLM: the text_config alone).
+TEXT_ONLY_CLASSES = frozenset({"Llama4ForCausalLM", "Gemma3ForCausalLM"})
 # Multimodal wrappers whose language model sits in `text_config`.
-_WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": None, "mistral3": None, "llama4": "llama4_text"}
+# (the wrappers' sub_configs_defaults: text_config's model_type when it does not say)
+_WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": "llama", "mistral3": "mistral", "llama4": "llama4_text",
+                       "shieldgemma2": "gemma3_text", "paligemma": "gemma", "llava_next": "llama",
+                       "llava_next_video": "llama", "vipllava": "llama", "video_llava": "llama",
+                       "llava_onevision": "qwen2"}
+
+
+def is_native(raw: dict[str, Any]) -> bool:
+    """Whether llm-mem lays out the parameters of the class this config builds itself (else transformers
+    counts them, llm_mem.sources.counted). A multimodal wrapper is native when its text model is and either
+    its class is the text model alone or its towers are laid out natively."""
+    cfg = unwrap_text_config(raw)
+    family = str(cfg.get("model_type") or "").lower()
+    if (family not in KNOWN_FAMILIES or hybrid.unsupported(cfg, family) is not None
+            or families.unsupported(cfg, family) is not None):
+        return False
+    if cfg is raw:
+        return True
+    return _text_only(raw) or vision.supported(raw)
+
+
+def _text_only(raw: dict[str, Any]) -> bool:
+    archs = raw.get("architectures")
+    return isinstance(archs, list) and bool(archs) and archs[0] in TEXT_ONLY_CLASSES
 
 
 def _first(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
@@ -61,13 +92,17 @@ def unwrap_text_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(text, dict) and ("hidden_size" in text or "num_hidden_layers" in text):
         merged = dict(text)
         mt = cfg.get("model_type")
-        merged.setdefault("model_type", _WRAPPER_TEXT_TYPES.get(mt) or text.get("model_type") or mt)
+        merged.setdefault("model_type", _WRAPPER_TEXT_TYPES.get(str(mt)) or text.get("model_type") or mt)
         # a wrapper's quantization_config / dtype apply to the whole checkpoint
         for key in ("quantization_config", "torch_dtype", "dtype"):
             if key in cfg and key not in merged:
                 merged[key] = cfg[key]
         return merged
     return cfg
+
+
+_FULL: LayerKind = "full"
+_SLIDING: LayerKind = "sliding"
 
 
 def _layer_types(cfg: dict[str, Any], family: str, n: int) -> tuple[tuple[LayerKind, ...], int | None]:
@@ -77,27 +112,31 @@ def _layer_types(cfg: dict[str, Any], family: str, n: int) -> tuple[tuple[LayerK
     lt = cfg.get("layer_types")
     if isinstance(lt, list) and len(lt) == n:
         kinds: list[LayerKind] = []
-        for t in lt:
-            t = str(t)
+        for item in lt:
+            t = str(item)
             kinds.append("sliding" if "sliding" in t or "chunked" in t else "linear" if "linear" in t else "full")
         return tuple(kinds), window
     interval = cfg.get("full_attention_interval")
     if isinstance(interval, int) and interval > 0:  # Qwen3-Next: linear attention except every Nth layer
-        return tuple("full" if (i + 1) % interval == 0 else "linear" for i in range(n)), window
+        every: list[LayerKind] = ["full" if (i + 1) % interval == 0 else "linear" for i in range(n)]
+        return tuple(every), window
     if window is None:
-        return ("full",) * n, None
+        return (_FULL,) * n, None
+    pattern: list[LayerKind] | None = None
     if family == "gemma2":  # Gemma2Config: layer i slides when (i + 1) % 2 == 1
-        return tuple("sliding" if (i + 1) % 2 else "full" for i in range(n)), window
-    if family == "gemma3_text":  # Gemma3TextConfig: sliding_window_pattern (default 6)
-        pattern = int(cfg.get("sliding_window_pattern", 6) or 6)
-        return tuple("sliding" if (i + 1) % pattern else "full" for i in range(n)), window
-    if family in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
+        pattern = ["sliding" if (i + 1) % 2 else "full" for i in range(n)]
+    elif family == "gemma3_text":  # Gemma3TextConfig: sliding_window_pattern (default 6)
+        period = int(cfg.get("sliding_window_pattern", 6) or 6)
+        pattern = ["sliding" if (i + 1) % period else "full" for i in range(n)]
+    elif family in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
         if not cfg.get("use_sliding_window", False):
-            return ("full",) * n, None
+            return (_FULL,) * n, None
         start = int(cfg.get("max_window_layers", n))
-        return tuple("sliding" if i >= start else "full" for i in range(n)), window
+        pattern = ["sliding" if i >= start else "full" for i in range(n)]
+    if pattern is not None:
+        return tuple(pattern), window
     # Mistral v0.1, Phi-3: one window on every layer
-    return ("sliding",) * n, window
+    return (_SLIDING,) * n, window
 
 
 def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
@@ -106,7 +145,7 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
         return None
     experts = int(experts)
     top_k = int(_first(cfg, "num_experts_per_tok", "experts_per_token", "moe_topk", default=2))
-    if family in ("deepseek_v2", "deepseek_v3"):
+    if family in ("deepseek_v2", "deepseek_v3", "glm4_moe"):  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace
         first_dense = int(cfg.get("first_k_dense_replace", 0))
         freq = int(cfg.get("moe_layer_freq", 1))
         layers = tuple(i >= first_dense and i % freq == 0 for i in range(n))
@@ -115,7 +154,7 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
             num_experts=experts, top_k=top_k, expert_intermediate_size=moe_i,
             shared_intermediate_size=moe_i * int(cfg.get("n_shared_experts") or 0), moe_layers=layers,
         )
-    if family in ("qwen2_moe", "qwen3_moe"):
+    if family in ("qwen2_moe", "qwen3_moe", "qwen3_next"):
         step = int(cfg.get("decoder_sparse_step", 1))
         only_mlp = set(cfg.get("mlp_only_layers") or [])
         layers = tuple(i not in only_mlp and (i + 1) % step == 0 for i in range(n))
@@ -125,8 +164,10 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
             shared_intermediate_size=shared, shared_expert_gate=shared > 0, moe_layers=layers,
         )
     inter = int(_first(cfg, "moe_intermediate_size", "intermediate_size", default=4 * h))
+    # GraniteMoeShared: a gated shared MLP of shared_intermediate_size beside the experts (none when 0)
+    shared = int(cfg.get("shared_intermediate_size") or 0) if family == "granitemoeshared" else 0
     return MoeSpec(
-        num_experts=experts, top_k=top_k, expert_intermediate_size=inter,
+        num_experts=experts, top_k=top_k, expert_intermediate_size=inter, shared_intermediate_size=shared,
         router_bias=family == "gpt_oss", expert_bias=family == "gpt_oss", moe_layers=(True,) * n,
     )
 
@@ -138,19 +179,21 @@ def _torch_dtype(cfg: dict[str, Any]) -> str | None:
 
 def parse_config(raw: dict[str, Any]) -> ModelSpec:
     """Normalise a config.json dict into a ModelSpec. Raises ConfigError on missing fields."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config.json is not a JSON object")
+    check_config(raw)  # every field this module reads: type, sign, bounds (llm_mem.sources.validate)
     cfg = unwrap_text_config(raw)
     model_type = str(cfg.get("model_type") or "").lower()
     if not model_type:
         raise ConfigError("config.json has no model_type", "is this a transformers config.json?")
-    family = model_type if model_type in KNOWN_FAMILIES else "generic"
+    if not is_native(raw):
+        return counted_spec(raw, cfg, model_type)
+    family = model_type
     archs = cfg.get("architectures") or raw.get("architectures")
     architecture = archs[0] if isinstance(archs, list) and archs else None
 
     h = _int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
-    n = _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
-    heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
+    n = hybrid.layer_count(cfg, family) or _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    heads = (1 if family in hybrid.ATTENTION_FREE else
+             _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads"))
     vocab = _int(cfg, "vocab_size", "padded_vocab_size")
     if h == 0 or n == 0 or heads == 0 or vocab == 0:
         raise ConfigError("config.json has a zero hidden size, layer count, head count or vocabulary")
@@ -172,11 +215,11 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
         hidden_dropout=float(_first(cfg, "hidden_dropout", "resid_pdrop", "dropout", default=0.0) or 0.0),
     )
     kw["layer_types"], kw["sliding_window"] = _layer_types(cfg, family, n)
-    kw.update(fused_qkv=family in FUSED_QKV, eager_softmax_fp32=family != "gpt2",
+    kw.update(fused_qkv=family in FUSED_QKV, eager_softmax_fp32=family not in ("gpt2", "falcon"),
               moe_routing_fp32=family in ("deepseek_v2", "deepseek_v3"), sdpa=family not in NO_SDPA,
-              llamacpp_arch=LLAMACPP_ARCH.get(family))
+              llamacpp_arch=LLAMACPP_ARCH.get(family), training=training_caps(family, model_type, cfg))
 
-    if family in LLAMA_LIKE or family == "generic":
+    if family in LLAMA_LIKE or family in hybrid.HYBRID_FAMILIES:
         bias = bool(cfg.get("attention_bias", False))
         kw.update(qkv_bias=bias or family in {"qwen2", "qwen2_moe"}, o_bias=bias,
                   mlp_bias=bool(cfg.get("mlp_bias", False)),
@@ -193,6 +236,9 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
             )
             kw["head_dim"] = int(cfg["qk_nope_head_dim"]) + int(cfg["qk_rope_head_dim"])
             kw["mtp_layers"] = int(cfg.get("num_nextn_predict_layers", 0) or 0)
+        if family in hybrid.HYBRID_FAMILIES:
+            kw.update(hybrid.fields(cfg, family, n, h))
+        kw.update(families.fields(cfg, family))
     elif family == "gpt2":
         kw.update(norm="layer", qkv_bias=True, o_bias=True, mlp_kind="plain", mlp_bias=True,
                   position_embeddings=_int(cfg, "n_positions", "max_position_embeddings", default=1024),
@@ -204,7 +250,8 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
                   # OPTLearnedPositionalEmbedding keeps an offset of 2 rows (modeling_opt.py)
                   position_embeddings=int(cfg.get("max_position_embeddings", 2048)) + 2,
                   embed_proj_dim=proj if proj != h else None,
-                  final_norm=bool(cfg.get("do_layer_norm_before", True)) and not cfg.get("_remove_final_layer_norm", False))
+                  final_norm=bool(cfg.get("do_layer_norm_before", True))
+                  and not cfg.get("_remove_final_layer_norm", False))
     elif family == "bloom":
         kw.update(norm="layer", qkv_bias=True, o_bias=True, mlp_kind="plain", mlp_bias=True,
                   embedding_norm=True, alibi=True, intermediate_size=4 * h)
@@ -226,6 +273,10 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
         kw.update(norm="layer", num_kv_heads=kv, qkv_bias=bias, o_bias=bias, mlp_kind="plain", mlp_bias=bias,
                   norms_per_layer=n_ln, parallel_attn=parallel or new_arch, alibi=bool(cfg.get("alibi", False)),
                   intermediate_size=inter or 4 * h)
+    if cfg is not raw and not _text_only(raw):  # the towers and projector of an image-text-to-text class
+        mm = vision.multimodal(raw, cfg, kw["tie_word_embeddings"])
+        assert mm is not None  # is_native checked it
+        kw.update(multimodal=mm.tensors, image_tokens=mm.image_tokens, tie_word_embeddings=mm.tie_word_embeddings)
     if kw["num_heads"] % max(kw["num_kv_heads"], 1) and kw.get("mla") is None:
         raise ConfigError(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
     return ModelSpec(**kw)

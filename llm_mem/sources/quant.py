@@ -37,7 +37,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def _int(value: Any, default: int | None) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # noqa: PLR0124 NaN
         return default
     return int(value)
 
@@ -81,7 +81,8 @@ def _compressed_tensors(qc: dict[str, Any]) -> QuantConfig:
 
 
 def _modelopt(qc: dict[str, Any]) -> QuantConfig:
-    inner = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else qc
+    quantization = qc.get("quantization")
+    inner: dict[str, Any] = quantization if isinstance(quantization, dict) else qc
     algo = str(inner.get("quant_algo") or qc.get("quant_algo") or "").upper()
     skip = _skip(inner) or _skip(qc)
     common = dict(source_method="modelopt", skip_modules=skip, quantize_lm_head=True)

@@ -59,6 +59,8 @@ def parse_header(raw: bytes, where: str, data_size: int | None) -> list[StoredTe
         raise ConfigError(f"{where}: safetensors header is not valid JSON") from None
     except RecursionError:
         raise ConfigError(f"{where}: safetensors header nests JSON too deeply") from None
+    except ValueError:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+        raise ConfigError(f"{where}: safetensors header holds a number too long for a shape or offset") from None
     if not isinstance(header, dict):
         raise ConfigError(f"{where}: safetensors header is not a JSON object")
     if len(header) > MAX_SAFETENSORS_TENSORS + 1:

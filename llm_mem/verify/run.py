@@ -208,7 +208,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
                     # make layer 0 behave like every later layer: its input requires grad, so its norms
                     # save their input as in the full model (transformers enable_input_require_grads)
                     model.enable_input_require_grads()
-                    targets = _lora_targets(model, w.lora_targets, notes)
+                    targets = _lora_targets(model, w.lora_targets or (), notes)
                     try:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", FutureWarning)
@@ -216,7 +216,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
                                 r=w.lora_rank, lora_alpha=w.lora_rank, lora_dropout=0.0, target_modules=targets,
                                 bias="none"))
                     except ValueError as exc:
-                        raise VerifyError(f"peft cannot place LoRA on {', '.join(w.lora_targets)}: "
+                        raise VerifyError(f"peft cannot place LoRA on {', '.join(w.lora_targets or ())}: "
                                           f"{str(exc).splitlines()[0][:160]}", "check --lora-targets") from None
                     peft_used = True
                 else:
@@ -242,7 +242,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
             if w.train is None:
                 ms.measure_inference(model, parts, tracker, device, w.batch, c, vocab, w.logits, m)
             else:
-                ms.measure_training(model, parts, tracker, device, w.batch, c, vocab, w.grad_checkpointing,
+                ms.measure_training(model, parts, tracker, device, w.batch, c, vocab, bool(w.grad_checkpointing),
                                     w.optimizer, lora and peft_used, m)
             runs.append(m)
         if w.train is None:

@@ -1,0 +1,80 @@
+"""Training estimates: the defaults a recipe sets, and the per-GPU components of a training step.
+
+`training_defaults` fills what the user left out the way the libraries people train with do
+(transformers' Trainer + PEFT), and says so in the report's notes; `training_parts` composes the model
+states (llm_mem.estimators.model_states) and the activations (llm_mem.estimators.training, replayed op
+by op by llm_mem.estimators.saved). ``llm_mem.estimate`` turns the parts into components with bands.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from llm_mem.choices import TrainMode
+from llm_mem.spec import ModelSpec
+from llm_mem.workload import DEFAULT_LORA_RANK, Workload
+
+# PEFT's prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, ...) (peft/utils/other.py),
+# which every QLoRA recipe calls (PEFT's and TRL's docs, axolotl's loader), turns checkpointing on;
+# transformers' Trainer leaves it off (TrainingArguments activation_checkpointing None, 5.x).
+QLORA_CHECKPOINTING = True
+
+
+class Part(NamedTuple):
+    """One component: its name (llm_mem.report component names), bytes and note."""
+
+    name: str
+    bytes: int
+    note: str
+
+
+def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]]:
+    """The workload with the recipe defaults filled in, and the notes that state them."""
+    if w.train is None:
+        return w, []
+    notes: list[str] = []
+    change: dict[str, object] = {}
+    if w.grad_checkpointing is None:
+        on = w.train is TrainMode.qlora and QLORA_CHECKPOINTING
+        change["grad_checkpointing"] = on
+        notes.append("gradient checkpointing on, as PEFT's prepare_model_for_kbit_training sets it for QLoRA; "
+                     "--no-grad-checkpointing turns it off" if on else
+                     "gradient checkpointing off (transformers' Trainer default); --grad-checkpointing turns it on")
+    if w.train in (TrainMode.lora, TrainMode.qlora):
+        from llm_mem.estimators.lora import resolve_targets
+
+        targets, why = resolve_targets(spec, w.lora_targets)
+        if why:
+            change["lora_targets"] = targets
+            notes.append(why)
+        if not w.given("lora_rank") and not w.given("lora_dropout"):
+            notes.append(f"LoRA r={DEFAULT_LORA_RANK}, dropout 0: PEFT's LoraConfig defaults")
+    if not w.given("optimizer"):
+        notes.append("optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")
+    return (w.model_copy(update=change) if change else w), notes
+
+
+def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_format: str, weights_label: str,
+                   elem: int) -> tuple[list[Part], int, list[str]]:
+    """Per-GPU training components (model states, activations, logits, recompute), host RAM for
+    offload, and notes; ``w`` has its defaults filled (training_defaults)."""
+    from llm_mem.estimators.model_states import full_states, lora_states
+    from llm_mem.estimators.training import saved_activations, trainable
+
+    ckpt = bool(w.grad_checkpointing)
+    lora = w.train in (TrainMode.lora, TrainMode.qlora)
+    targets = w.lora_targets or ()
+    train = trainable(spec, w, targets if lora else None)
+    act = saved_activations(spec, w.batch, w.context, w.attention, ckpt, elem, train)
+    what = "LoRA adapters train" if lora else "every weight trains"
+    parts = [Part("activations", act.layers_total + act.outside,
+                  "each layer's input (gradient checkpointing)" if ckpt else
+                  f"saved for backward, {w.attention} attention, {what}"),
+             Part("logits", act.logits, "logits, fp32 log-softmax and its backward (cross-entropy)")]
+    if ckpt:
+        parts.append(Part("activation_recompute", act.recompute, "one layer recomputed during backward"))
+    if lora:
+        ms = lora_states(spec, w, weights_full, weights_label, targets)
+    else:
+        ms = full_states(spec, w, weights_format, weights_label)
+    return [Part(st.name, st.bytes, st.note) for st in ms.states] + parts, ms.host_bytes, ms.notes

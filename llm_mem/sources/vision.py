@@ -1,0 +1,285 @@
+"""Vision towers and projectors of image-text-to-text models, as transformers 5.24 lays them out.
+
+``multimodal(raw)`` returns every parameter tensor around the language model (role "vision" for the
+tower, "mmproj" for the projector, the roles llm_mem.sources.roles gives them in checkpoints), the
+number of tokens one image adds to the context, and whether the head is tied to the embedding (a
+wrapper's own ``tie_word_embeddings``). None when the wrapper or its tower is not laid out here: the
+parser then lets transformers count the model (llm_mem.sources.counted).
+
+Defaults are the config classes' (transformers/models/<name>/configuration_<name>.py): a tower's
+class defaults, and the wrapper's ``sub_configs_defaults`` init_kwargs when it has no vision_config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Tensors = list[tuple[str, str, tuple[int, ...]]]
+
+# Tower config classes' defaults (siglip/configuration_siglip.py SiglipVisionConfig,
+# clip/configuration_clip.py CLIPVisionConfig, pixtral/configuration_pixtral.py PixtralVisionConfig).
+TOWER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                            "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16,
+                            "vision_use_head": True},
+    "clip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                          "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 32},
+    "pixtral": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+                "num_channels": 3, "image_size": 1024, "patch_size": 16},
+}
+
+
+@dataclass(frozen=True)
+class Multimodal:
+    """What sits around the language model."""
+
+    tensors: tuple[tuple[str, str, tuple[int, ...]], ...]
+    image_tokens: int | None  # tokens one image adds to the context (the largest image, where it varies)
+    tie_word_embeddings: bool
+
+
+def _side(v: Any) -> int:
+    """One side of an image or patch size given as an int or [height, width] (square images only)."""
+    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
+
+
+def _lin(out: Tensors, name: str, role: str, o: int, i: int, bias: bool) -> None:
+    out.append((f"{name}.weight", role, (o, i)))
+    if bias:
+        out.append((f"{name}.bias", role, (o,)))
+
+
+def _ln(out: Tensors, name: str, role: str, d: int, bias: bool = True) -> None:
+    out.append((f"{name}.weight", role, (d,)))
+    if bias:
+        out.append((f"{name}.bias", role, (d,)))
+
+
+def _vit_layers(out: Tensors, p: str, v: dict[str, Any]) -> None:
+    """CLIP / SigLIP encoder layers (modeling_clip.py CLIPEncoderLayer, modeling_siglip.py SiglipEncoderLayer):
+    LayerNorms with bias, q/k/v/out projections and fc1/fc2 with bias."""
+    h, i = int(v["hidden_size"]), int(v["intermediate_size"])
+    for n in range(int(v["num_hidden_layers"])):
+        q = f"{p}.encoder.layers.{n}"
+        _ln(out, f"{q}.layer_norm1", "vision", h)
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            _lin(out, f"{q}.self_attn.{proj}", "vision", h, h, True)
+        _ln(out, f"{q}.layer_norm2", "vision", h)
+        _lin(out, f"{q}.mlp.fc1", "vision", i, h, True)
+        _lin(out, f"{q}.mlp.fc2", "vision", h, i, True)
+
+
+def siglip(p: str, v: dict[str, Any]) -> Tensors:
+    """SiglipVisionModel (modeling_siglip.py): patch conv with bias, one position per patch, encoder,
+    post LayerNorm, and the attention-pooling head when ``vision_use_head``."""
+    h, i, c, patch = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    positions = (_side(v["image_size"]) // patch) ** 2
+    out: Tensors = [(f"{p}.embeddings.patch_embedding.weight", "vision", (h, c, patch, patch)),
+                    (f"{p}.embeddings.patch_embedding.bias", "vision", (h,)),
+                    (f"{p}.embeddings.position_embedding.weight", "vision", (positions, h))]
+    _vit_layers(out, p, v)
+    _ln(out, f"{p}.post_layernorm", "vision", h)
+    if v.get("vision_use_head", True):  # SiglipMultiheadAttentionPoolingHead: probe, nn.MultiheadAttention, LN, MLP
+        out.append((f"{p}.head.probe", "vision", (1, 1, h)))
+        out += [(f"{p}.head.attention.in_proj_weight", "vision", (3 * h, h)),
+                (f"{p}.head.attention.in_proj_bias", "vision", (3 * h,))]
+        _lin(out, f"{p}.head.attention.out_proj", "vision", h, h, True)
+        _ln(out, f"{p}.head.layernorm", "vision", h)
+        _lin(out, f"{p}.head.mlp.fc1", "vision", i, h, True)
+        _lin(out, f"{p}.head.mlp.fc2", "vision", h, i, True)
+    return out
+
+
+def clip(p: str, v: dict[str, Any]) -> Tensors:
+    """CLIPVisionModel (modeling_clip.py): class embedding, patch conv without bias, positions for the
+    patches and the class token, pre and post LayerNorm (no projection: that is CLIPVisionModelWithProjection)."""
+    h, c, patch = int(v["hidden_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    out: Tensors = [(f"{p}.embeddings.class_embedding", "vision", (h,)),
+                    (f"{p}.embeddings.patch_embedding.weight", "vision", (h, c, patch, patch)),
+                    (f"{p}.embeddings.position_embedding.weight", "vision",
+                     ((_side(v["image_size"]) // patch) ** 2 + 1, h))]
+    _ln(out, f"{p}.pre_layrnorm", "vision", h)
+    _vit_layers(out, p, v)
+    _ln(out, f"{p}.post_layernorm", "vision", h)
+    return out
+
+
+def pixtral(p: str, v: dict[str, Any]) -> Tensors:
+    """PixtralVisionModel (modeling_pixtral.py): patch conv without bias, RMSNorm ln_pre, layers of
+    RMSNorms, bias-free attention (heads x head_dim) and gated MLP; no final norm."""
+    h, i, c, patch = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    inner = int(v.get("num_attention_heads", 16)) * int(v.get("head_dim") or h // int(v.get("num_attention_heads", 16)))
+    out: Tensors = [(f"{p}.patch_conv.weight", "vision", (h, c, patch, patch)), (f"{p}.ln_pre.weight", "vision", (h,))]
+    for n in range(int(v["num_hidden_layers"])):
+        q = f"{p}.transformer.layers.{n}"
+        out.append((f"{q}.attention_norm.weight", "vision", (h,)))
+        for proj in ("gate_proj", "up_proj"):
+            _lin(out, f"{q}.feed_forward.{proj}", "vision", i, h, False)
+        _lin(out, f"{q}.feed_forward.down_proj", "vision", h, i, False)
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            _lin(out, f"{q}.attention.{proj}", "vision", inner, h, False)
+        _lin(out, f"{q}.attention.o_proj", "vision", h, inner, False)
+        out.append((f"{q}.ffn_norm.weight", "vision", (h,)))
+    return out
+
+
+TOWERS: dict[str, Callable[[str, dict[str, Any]], Tensors]] = {
+    "siglip_vision_model": siglip, "clip_vision_model": clip, "pixtral": pixtral}
+
+
+def _feature_layers(raw: dict[str, Any], default: int | list[int]) -> int:
+    layer = raw.get("vision_feature_layer", default)
+    return len(layer) if isinstance(layer, list) else 1
+
+
+def _gemma3(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Gemma3MultiModalProjector (modeling_gemma3.py): a (vision, text) matrix and an RMSNorm (weight only)."""
+    vh = int(v["hidden_size"])
+    out: Tensors = [("multi_modal_projector.mm_input_projection_weight", "mmproj", (vh, text_h)),
+                    ("multi_modal_projector.mm_soft_emb_norm.weight", "mmproj", (vh,))]
+    return out, int(raw.get("mm_tokens_per_image", 256))  # Gemma3Config.mm_tokens_per_image
+
+
+def _llava_mlp(raw: dict[str, Any], v: dict[str, Any], text_h: int, layer_default: int, bias_default: bool,
+               in_scale: int = 1) -> Tensors:
+    """linear_1 (vision x feature layers -> text), GELU, linear_2 (text -> text) (modeling_llava.py
+    LlavaMultiModalProjector, modeling_mistral3.py Mistral3MultiModalProjector)."""
+    bias = bool(raw.get("multimodal_projector_bias", bias_default))
+    out: Tensors = []
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", text_h,
+         int(v["hidden_size"]) * _feature_layers(raw, layer_default) * in_scale, bias)
+    _lin(out, "multi_modal_projector.linear_2", "mmproj", text_h, text_h, bias)
+    return out
+
+
+def _llava(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    # LlavaConfig: vision_feature_layer -2, multimodal_projector_bias True, image_seq_length 576
+    return _llava_mlp(raw, v, text_h, -2, True), int(raw.get("image_seq_length", 576))
+
+
+def _mistral3(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Mistral3MultiModalProjector: RMSNorm, Mistral3PatchMerger (merge^2 patches -> one, no bias), then the
+    LLaVA MLP (Mistral3Config: vision_feature_layer -1, multimodal_projector_bias False, spatial_merge_size 2)."""
+    vh, merge = int(v["hidden_size"]), int(raw.get("spatial_merge_size", 2))
+    out: Tensors = [("multi_modal_projector.norm.weight", "mmproj", (vh,)),
+                    ("multi_modal_projector.patch_merger.merging_layer.weight", "mmproj", (vh, vh * merge * merge))]
+    out += _llava_mlp(raw, v, text_h, -1, False)
+    side = _side(v["image_size"]) // _side(v["patch_size"]) // merge  # the largest image, merged patches per side
+    return out, side * side
+
+
+def _vipllava(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """VipLlavaMultiModalProjector: a LayerNorm and linear_1 over the concatenated feature layers
+    (VipLlavaConfig.vision_feature_layer: 5 layers), linear_2; biases always."""
+    width = int(v["hidden_size"]) * _feature_layers(raw, [-2, -5, -8, -11, 6])
+    out: Tensors = []
+    _ln(out, "multi_modal_projector.projector_layernorm", "mmproj", width)
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", text_h, width, True)
+    _lin(out, "multi_modal_projector.linear_2", "mmproj", text_h, text_h, True)
+    return out, int(raw.get("image_seq_length", 576))
+
+
+def _paligemma(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """PaliGemmaMultiModalProjector: one linear, vision -> projection_dim (PaliGemmaConfig 2048), with bias;
+    one token per patch."""
+    out: Tensors = []
+    _lin(out, "multi_modal_projector.linear", "mmproj", int(raw.get("projection_dim") or 2048), int(v["hidden_size"]),
+         True)
+    return out, (_side(v["image_size"]) // _side(v["patch_size"])) ** 2
+
+
+def _llava_next(layer: int, seq: int | None) -> Callable[[dict[str, Any], dict[str, Any], int],
+                                                         tuple[Tensors, int | None]]:
+    """LLaVA-NeXT / OneVision: the LLaVA MLP and ``image_newline`` (a text-width vector the model appends
+    after each row of patches, modeling_llava_next.py); ``seq``: tokens of the base image (None: one per patch)."""
+    def build(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+        out = _llava_mlp(raw, v, text_h, layer, True)
+        per_patch = (_side(v["image_size"]) // _side(v["patch_size"])) ** 2
+        tokens = int(raw.get("image_seq_length") or seq) if seq else per_patch
+        return [*out, ("image_newline", "mmproj", (text_h,))], tokens
+    return build
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """How one image-text-to-text wrapper builds its parts (transformers 5.24 configuration_<name>.py)."""
+
+    vision_type: str  # the tower's model_type when vision_config does not say
+    vision_init: dict[str, Any]  # sub_configs_defaults init_kwargs, used when there is no vision_config
+    projector: Callable[[dict[str, Any], dict[str, Any], int], tuple[Tensors, int | None]]
+    tie_default: bool  # the wrapper config's own tie_word_embeddings default
+    tie_from_text: bool = False  # LlavaConfig.__post_init__: a tied text config ties the wrapper
+    towers: tuple[str, ...] = ("model.vision_tower",)  # Video-LLaVA builds two towers from one vision_config
+
+
+# The CLIP ViT-L/14 at 336 px of the LLaVA family's sub_configs_defaults.
+_CLIP_L336 = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 336,
+              "num_hidden_layers": 24, "num_attention_heads": 16}
+
+WRAPPERS: dict[str, Wrapper] = {
+    # configuration_gemma3.py: vision_config AutoConfig siglip_vision_model (class defaults), tie True
+    "gemma3": Wrapper("siglip_vision_model", {}, _gemma3, True),
+    # configuration_mistral3.py: Pixtral with the Mistral-Small-3.1 sizes, tie True
+    "mistral3": Wrapper("pixtral", {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14,
+                                    "image_size": 1540, "num_hidden_layers": 24, "num_attention_heads": 16,
+                                    "head_dim": 64}, _mistral3, True),
+    # configuration_llava.py: CLIP ViT-L/14-336, tie False unless the text config ties
+    "llava": Wrapper("clip_vision_model", _CLIP_L336, _llava, False, tie_from_text=True),
+    # configuration_llava_next(_video).py: the same CLIP; only the video config forwards a tied text config
+    "llava_next": Wrapper("clip_vision_model", _CLIP_L336, _llava_next(-2, 576), False),
+    "llava_next_video": Wrapper("clip_vision_model", _CLIP_L336, _llava_next(-2, 576), False, tie_from_text=True),
+    # configuration_llava_onevision.py: SigLIP-so400m at 384 px without the pooling head, feature layer -1
+    "llava_onevision": Wrapper("siglip_vision_model", {"hidden_size": 1152, "intermediate_size": 4304, "patch_size": 14,
+                                                       "image_size": 384, "num_hidden_layers": 26,
+                                                       "num_attention_heads": 16, "vision_use_head": False},
+                               _llava_next(-1, None), False, tie_from_text=True),
+    # configuration_vipllava.py: CLIP ViT-L/14-336, five feature layers
+    "vipllava": Wrapper("clip_vision_model", _CLIP_L336, _vipllava, False),
+    # configuration_video_llava.py: CLIP ViT-L/14-224 for images and for video frames (two towers)
+    "video_llava": Wrapper("clip_vision_model", {**_CLIP_L336, "image_size": 224},
+                           lambda raw, v, h: (_llava_mlp(raw, v, h, -2, True), int(raw.get("image_seq_length", 256))),
+                           False, towers=("model.image_tower", "model.video_tower")),
+    # configuration_paligemma.py: SigLIP-so400m/14 at 224 px without head, a linear projector, tie True
+    "paligemma": Wrapper("siglip_vision_model", {"intermediate_size": 4096, "hidden_size": 1152, "patch_size": 14,
+                                                 "image_size": 224, "num_hidden_layers": 27, "num_attention_heads": 16,
+                                                 "vision_use_head": False}, _paligemma, True),
+    # configuration_shieldgemma2.py: Gemma 3's parts; tie False unless the text config ties (its default)
+    "shieldgemma2": Wrapper("siglip_vision_model", {}, _gemma3, False, tie_from_text=True),
+}
+
+
+def supported(raw: dict[str, Any]) -> bool:
+    """Whether the wrapper and its tower are laid out here."""
+    w = WRAPPERS.get(str(raw.get("model_type") or ""))
+    given = raw.get("vision_config")
+    if w is None or (given is not None and not isinstance(given, dict)):
+        return False
+    return str((given or {}).get("model_type") or w.vision_type) in TOWERS
+
+
+def multimodal(raw: dict[str, Any], text: dict[str, Any], text_tie: bool) -> Multimodal | None:
+    """The towers and projector of ``raw`` (a wrapper config), or None when they are not laid out here."""
+    w = WRAPPERS.get(str(raw.get("model_type") or ""))
+    if w is None:
+        return None
+    given = raw.get("vision_config")
+    if given is not None and not isinstance(given, dict):
+        return None
+    vtype = str((given or {}).get("model_type") or w.vision_type)
+    build = TOWERS.get(vtype)
+    if build is None:
+        return None
+    v = {**TOWER_DEFAULTS[vtype], **(given if given is not None else w.vision_init)}
+    text_h = int(text["hidden_size"])
+    tensors = [t for prefix in w.towers for t in build(prefix, v)]
+    proj, image_tokens = w.projector(raw, v, text_h)
+    tensors += [(f"model.{n}", r, s) for n, r, s in proj]
+    top = raw.get("tie_word_embeddings")
+    tie = bool(top) if isinstance(top, bool) else w.tie_default
+    if w.tie_from_text and not tie and text_tie:
+        tie = True
+    assert all(math.prod(s) > 0 for _, _, s in tensors)
+    return Multimodal(tuple(tensors), image_tokens, tie)
