@@ -5,12 +5,19 @@ from __future__ import annotations
 
 #: The most characters of a user's value an error message repeats (an attacker's 100 MB string stays out).
 QUOTE_LIMIT = 60
+#: The longest one-line error the CLI prints (a few quoted values and a hint fit easily).
+MESSAGE_LIMIT = 1000
 
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr(value)``, cut to ``limit`` characters with an ellipsis: for quoting input in messages."""
+    import reprlib  # bounded: a YAML alias bomb's nested lists are never walked in full
+
+    r = reprlib.Repr()  # attributes, not keywords: Python 3.10/3.11 take none
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 4, 4, 4, 4
+    r.maxstring = r.maxother = r.maxlong = limit
     try:
-        text = repr(value)
+        text = r.repr(value)
     except ValueError:  # an int over sys.get_int_max_str_digits() digits has no repr
         text = f"<a {value.bit_length() if isinstance(value, int) else 'huge'}-bit integer>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -27,8 +34,11 @@ class LlmMemError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        """The message and hint joined into the single line the CLI prints."""
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        """The message and hint joined into the single line the CLI prints (newlines folded, at most
+        MESSAGE_LIMIT characters: a message never repeats a hostile input at length)."""
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        text = " ".join(text.split())
+        return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
 class InternalError(RuntimeError):

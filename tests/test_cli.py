@@ -107,3 +107,34 @@ def test_version_and_help():
     for cmd in ("estimate", "models"):
         h = run(cmd, "--help")
         assert h.exit_code == 0 and "Example" in h.stdout
+
+
+def test_catalog_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+
+    fifo = tmp_path / "catalog.yaml"
+    os.mkfifo(fifo)  # no writer: reading it would block forever
+    r = run("gpus", "--catalog", str(fifo))
+    assert r.exit_code == 2
+    assert "not a regular file" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_catalog_alias_bomb_error_is_one_short_line(tmp_path):
+    import yaml
+
+    from llm_mem.catalog.load import _shipped_catalog_path
+
+    entry = next(d for d in yaml.safe_load(_shipped_catalog_path().read_text())["devices"] if d["id"] == "L4-24GB")
+    entry = {**entry, "id": "X"}
+    entry.pop("aliases", None)
+    text = yaml.safe_dump({"devices": [entry]}).rstrip() + "\n  junk:\n"
+    text += '    a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    for prev, name in zip("abcdef", "bcdefg"):
+        text += f"    {name}: &{name} [{','.join([f'*{prev}'] * 9)}]\n"
+    text += "  aliases: *g\n"  # 9^7 = 4.8 million strings when expanded
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    r = run("gpus", "--catalog", str(path))
+    assert r.exit_code == 2
+    assert "field 'aliases'" in r.output
+    assert len(r.output) < 1100 and len(r.output.strip().splitlines()) == 1

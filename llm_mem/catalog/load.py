@@ -29,13 +29,21 @@ def _shipped_catalog_path() -> Path:
     )
 
 
+# The bundled catalog is ~60 KB; a user's additions are a few entries. 4 MiB is 60x the bundled file.
+MAX_CATALOG_BYTES = 4 * 1024 * 1024
+
+
 def _read_entries(path: Path) -> list[dict[str, Any]]:
     import yaml  # lazily: start-up time matters
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"cannot read GPU catalog {path}: {exc.strerror or exc}") from None
+    from llm_mem.sources.configfile import read_limited
+
+    try:  # a regular file only (a FIFO or /dev/zero cannot hang us), capped while reading
+        text = read_limited(path, MAX_CATALOG_BYTES, "GPU catalog").decode("utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"cannot read GPU catalog {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: the GPU catalog is not UTF-8 text") from None
     try:
         # libyaml's C loader when the wheel has it (5x faster on the 60 KB catalog), else pure Python
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from llm_mem.errors import UsageError
+from llm_mem.errors import UsageError, quote
 from llm_mem.units import GIB, MIB, parse_size
 
 # --------------------------------------------------------------------------- constants
@@ -254,10 +254,10 @@ class Gpu(_Frozen):
             out = []
             for raw in value:
                 if not isinstance(raw, (str, int)) or isinstance(raw, bool):
-                    raise ValueError(f"alias {raw!r} is not text")
+                    raise ValueError(f"alias {quote(raw)} is not text")
                 alias = str(raw)  # YAML reads a bare 4090 as an int
                 if alias != alias.strip().lower() or not lookup_key(alias):
-                    raise ValueError(f"alias {alias!r} must be lower case and non-empty")
+                    raise ValueError(f"alias {quote(alias)} must be lower case and non-empty")
                 out.append(alias)
             return tuple(out)
         return value
