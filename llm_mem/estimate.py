@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from llm_mem import dtypes
 from llm_mem.choices import Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
-from llm_mem.estimators.model_states import largest_module_params
 from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, stage_weight_bytes, weight_bytes
 from llm_mem.formats import get_format
 from llm_mem.layout import Layout, tp_problem
@@ -23,7 +22,7 @@ from llm_mem.workload import Workload
 if TYPE_CHECKING:
     from llm_mem.catalog import Gpu
 
-__all__ = ["BANDS", "estimate", "largest_module_params", "resolve_plan"]
+__all__ = ["BANDS", "estimate", "resolve_plan"]
 
 # Relative uncertainty per component, from benchmarks/accuracy (RESULTS.md, results.json; 2026-11-24):
 # weights: 75 published sizes, median 0.02%, 90th percentile 0.87% -> 1%; KV cache: max 0.11% -> 1%;
@@ -198,9 +197,9 @@ def _label(plan: WeightPlan) -> str:
 
 def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb: WeightBytes, weights_total: int,
             elem: int) -> EngineMemory:
-    from llm_mem.runtimes import llamacpp, transformers, vllm
-
     if w.runtime is Runtime.vllm:
+        from llm_mem.runtimes import vllm
+
         layout = layout_of(w)
         problem = tp_problem(spec, layout.tp)
         if problem:
@@ -212,6 +211,8 @@ def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb:
         stages = stage_weight_bytes(spec, plan, layout, weights_total / wb.total if wb.total else 1.0)
         return vllm.inference(spec, w, gpu, layout, stages, elem)
     if w.runtime is Runtime.llamacpp:
+        from llm_mem.runtimes import llamacpp
+
         if w.pipeline_parallel_size > 1:
             raise UsageError("llama.cpp splits layers over GPUs itself (--split-mode layer)",
                              "plan it with `llm-mem plan --gpu NxGPU --runtime llamacpp`")
@@ -223,6 +224,8 @@ def _engine(spec: ModelSpec, w: Workload, gpu: Gpu | None, plan: WeightPlan, wb:
     if w.pipeline_parallel_size > 1:
         raise UsageError("transformers places layers over GPUs with device_map, not a pipeline size",
                          "plan it with `llm-mem plan --gpu NxGPU`")
+    from llm_mem.runtimes import transformers
+
     return transformers.inference(spec, w, elem, weights_total)
 
 

@@ -4,6 +4,7 @@ names, config fields, notes) is escaped, so nothing a config says is read as ric
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llm_mem.units import GB, GIB, fmt_gb, fmt_gib
@@ -55,39 +56,21 @@ def _table(title: str, columns: list[str], *, caption: str | None = None, right:
 
 
 def render(result: Any, out: Console | None = None) -> None:
-    """Render any command result as rich tables on stdout."""
-    from llm_mem.check import CheckReport
-    from llm_mem.planner import Plan
-    from llm_mem.planner.fit import FitTable
-    from llm_mem.planner.sweep import Sweep
-    from llm_mem.report import Report
-    from llm_mem.results import GpuList, LargestFit, ModelList, PrecisionComparison
-
+    """Render any command result as rich tables on stdout. Dispatched on the result's class name, so
+    rendering an estimate never imports the planner, the catalog or check (start-up time)."""
     out = out or console()
-    if isinstance(result, Report):
-        render_report(result, out)
-        if result.verify is not None:
-            from llm_mem.verify import render_verify
+    kind = type(result).__name__
+    renderers: dict[str, Callable[[Any, Console], None]] = {
+        "Report": render_report, "PrecisionComparison": render_side_by_side, "Plan": render_plan,
+        "LargestFit": render_largest, "FitTable": render_fit_table, "ModelList": render_models,
+        "GpuList": render_gpus, "CheckReport": render_check, "Sweep": render_sweep}
+    if kind not in renderers:  # pragma: no cover - every command's result is handled here
+        raise TypeError(f"no renderer for {kind}")
+    renderers[kind](result, out)
+    if kind == "Report" and result.verify is not None:
+        from llm_mem.verify import render_verify
 
-            render_verify(result, out)
-    elif isinstance(result, PrecisionComparison):
-        render_side_by_side(result, out)
-    elif isinstance(result, Plan):
-        render_plan(result, out)
-    elif isinstance(result, LargestFit):
-        render_largest(result, out)
-    elif isinstance(result, FitTable):
-        render_fit_table(result, out)
-    elif isinstance(result, ModelList):
-        render_models(result, out)
-    elif isinstance(result, GpuList):
-        render_gpus(result, out)
-    elif isinstance(result, CheckReport):
-        render_check(result, out)
-    elif isinstance(result, Sweep):
-        render_sweep(result, out)
-    else:  # pragma: no cover - every command's result is handled above
-        raise TypeError(f"no renderer for {type(result).__name__}")
+        render_verify(result, out)
 
 
 def _workload_line(r: Report) -> str:

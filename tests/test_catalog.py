@@ -506,3 +506,18 @@ def test_device_total_bytes(catalog):
     m2 = catalog.get("M2-ULTRA-192GB")
     assert m2.device_total_bytes == m2.usable_bytes
     assert resolve_gpu("8GB", catalog).gpu.device_total_bytes == 8 * GB
+
+
+def test_compiled_catalog_is_the_yaml(script_loader):
+    """llm_mem/data/gpu_catalog.json (what the CLI loads) holds exactly the YAML's entries; after an
+    edit of gpu_catalog.yaml run `python scripts/compile_catalog.py`."""
+    import json
+
+    from llm_mem.catalog.load import COMPILED_CATALOG, compiled_entries
+
+    root = Path(__file__).resolve().parent.parent
+    compile_catalog = script_loader(root / "scripts" / "compile_catalog.py", "compile_catalog").compile_catalog
+    assert json.loads(COMPILED_CATALOG.read_text()) == compile_catalog(), "run python scripts/compile_catalog.py"
+    shipped = Path(compile_catalog.__globals__["_shipped_catalog_path"]())
+    assert compiled_entries(shipped.read_bytes()) == compile_catalog()["devices"]
+    assert compiled_entries(shipped.read_bytes() + b"\n# edited\n") is None  # an edited YAML is parsed instead

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llm_mem.errors import UsageError
-from llm_mem.estimate import estimate, largest_module_params
+from llm_mem.estimate import estimate
 from llm_mem.estimators.lora import lora_params
+from llm_mem.estimators.model_states import largest_module_params
 from llm_mem.estimators.training import optimizer_state_bytes
 from llm_mem.params import Tensor
 from llm_mem.report import Workload

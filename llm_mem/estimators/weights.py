@@ -323,6 +323,12 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
 
 
 def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> list[int]:
+    """See _stage_weight_bytes (cached: the planner asks for the same stages at every context it tries)."""
+    return list(_stage_weight_bytes(spec, plan, layout, scale))
+
+
+@lru_cache(maxsize=256)
+def _stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> tuple[int, ...]:
     """Weight bytes on one GPU of each pipeline stage under ``layout`` (TP/EP shares applied):
     the embedding on the first stage, final norm and head on the last (a tied head is a second copy
     of the embedding there when PP > 1, as vLLM's last stage loads it). ``scale`` corrects every
@@ -342,7 +348,7 @@ def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale:
             if on:
                 total += sizes[t.name] * rank_share(t, spec, layout)
         out.append(int(total * scale))
-    return out
+    return tuple(out)
 
 
 def checkpoint_bytes(dtype_counts: dict[str, int]) -> int:

@@ -34,9 +34,26 @@ def _quiet(message: str) -> AbstractContextManager[object]:
     return nullcontext()
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists. A name the OS cannot even look up (a component over 255 bytes, a folder
+    we may not enter) is one ModelNotFoundError, never an OSError."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot look up {str(path)[:200]!r}: {exc.strerror or exc}") from None
+
+
+def _expand(name: str | Path) -> Path:
+    """``~`` and ``~user`` expanded; an unknown user is one ModelNotFoundError (pathlib raises RuntimeError)."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:
+        raise ModelNotFoundError(f"no such file or folder: {str(name)[:200]} (no home folder for that user)") from None
+
+
 def _looks_like_path(name: str) -> bool:
     return (name.startswith((".", "/", "~")) or name.endswith((".json", ".gguf", ".GGUF"))
-            or Path(name).expanduser().exists())
+            or _exists(_expand(name)))
 
 
 def _warnings(spec: ModelSpec, extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
@@ -68,8 +85,8 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
     if config is not None or _looks_like_path(name):
         from llm_mem.sources.local import load_local
 
-        path = Path(config if config is not None else name).expanduser()
-        if not path.exists():
+        path = _expand(config if config is not None else name)
+        if not _exists(path):
             raise ModelNotFoundError(f"no such file or folder: {path}")
         local = load_local(path, quant=quant, allow_missing_shards=allow_missing_shards)
         display = name if config is None else str(name)
@@ -80,10 +97,12 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         return ResolvedModel(name=display, spec=spec, source=Source(kind="local", location=local.location),
                              checkpoint=local.checkpoint, warnings=_warnings(spec, local.warnings))
 
-    from llm_mem.sources.ollama import looks_like_ollama
+    stripped = name.strip()
+    if stripped.rfind(":") > stripped.rfind("/"):  # a tag: only Ollama names have one (imported only then)
+        from llm_mem.sources.ollama import looks_like_ollama
 
-    if looks_like_ollama(name):
-        return _ollama(name)
+        if looks_like_ollama(name):
+            return _ollama(name)
     bundled = find_bundled(name) if revision is None else None
     if bundled is not None:
         spec = parse_config(load_bundled_config(bundled))
