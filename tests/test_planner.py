@@ -64,6 +64,11 @@ def test_405b_bf16_on_h100_needs_two_nodes():
     tf = _plan("meta-llama/Llama-3.1-405B", "H100", precision="bf16")
     multi = [o for o in tf.options if o.strategy == "pipeline"]
     assert multi and not multi[0].fits and multi[0].gpus == 8
+    # ... and the plan points at the engine that serves it across machines, with its layout
+    assert "vLLM serves it on 16 x H100-SXM-80GB: vLLM TP 8 x PP 2 on 2 nodes" in tf.notes[0]
+    assert "--runtime vllm" in tf.notes[0]
+    # where transformers fits on one machine there is no such pointer
+    assert not any("vLLM serves it" in n for n in _plan("meta-llama/Llama-3.1-70B", "H100", precision="bf16").notes)
 
 
 def test_llama7b_t4_fp32_no_fp16_yes_with_the_context_it_leaves():

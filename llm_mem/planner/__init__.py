@@ -68,8 +68,32 @@ def plan(model: ResolvedModel, workload: Workload, gpus: list[Target],
             options += options_for(ctx, *target)
     base = report or estimate(model, workload, gpus[0][0] if gpus and isinstance(gpus[0], tuple) else None)
     notes = ["speeds are roofline upper bounds: memory bandwidth for decode, peak dense TFLOPS for prefill"]
+    best = recommend(options)
+    if workload.runtime is Runtime.transformers and workload.train is None and (
+            best is None or best.strategy not in RESIDENT):
+        hint = _serving_hint(ctx, model, workload, gpus)
+        if hint:
+            notes.insert(0, hint)
     return Plan(model=model.name, workload=workload, total_bytes=base.total_bytes, options=options,
-                recommended=recommend(options), notes=notes + base.notes)
+                recommended=best, notes=notes + base.notes)
+
+
+def _serving_hint(ctx: Context, model: ResolvedModel, workload: Workload, gpus: list[Target]) -> str | None:
+    """When transformers cannot hold the model on one machine: the vLLM layout that can (vLLM serves
+    across machines with Ray; transformers' device_map is one process), as a pointer, not an option."""
+    from llm_mem.errors import LlmMemError
+
+    try:
+        w = workload.replace(runtime=Runtime.vllm)
+        vctx = Context(model, w, ctx.disk_gbps, ctx.cpu_gbps, ctx.host_ram, ctx.headroom, None)
+        found = [o for t in gpus if isinstance(t, tuple) for o in options_for(vctx, *t)]
+    except LlmMemError:
+        return None
+    best = recommend([o for o in found if o.strategy in RESIDENT])
+    if best is None:
+        return None
+    return (f"transformers holds the model on one machine only (device_map is one process); vLLM serves it "
+            f"on {best.gpus} x {best.gpu}: {best.reason} (add --runtime vllm)")
 
 
 def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: int | None, field: str,

@@ -142,6 +142,12 @@ def transformers_split(ctx: Context, r: Report, gpus: list[Gpu], search: bool) -
                       assumptions=["layers run one GPU after another: decode speed of one GPU"],
                       launch=[launch.transformers_snippet(r.model, r, pool,
                                                           [x - k for x, k in zip(room, kv_share)])])
+        if n > node:  # an explicit count beyond one machine: device_map is one process on one machine
+            return opt.model_copy(update={
+                "fits": False, "verdict": "no", "launch": [],
+                "reason": f"transformers' device_map places layers over the GPUs of one machine, and a "
+                          f"{pool[0].id} machine holds {node}; for {n} GPUs over several machines use "
+                          "--runtime vllm (tensor parallel in a node, pipeline across nodes)"})
         if opt.fits:
             return opt
     return opt
@@ -208,14 +214,11 @@ def streaming(ctx: Context, r: Report, gpu: Gpu) -> PlanOption:
 
 # ---- training ---------------------------------------------------------------------------------------
 def training_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOption]:
-    """Training on one GPU or data parallel over ``count`` (the estimate is per data-parallel GPU)."""
-    n = count or 1
-    r = report_for(ctx, gpu, gpus=n) if n != ctx.workload.gpus else report_for(ctx, gpu)
-    b = budget(gpu, "transformers")
-    zero = f", ZeRO-{r.workload.zero}" if r.workload.zero else ""
-    what = "one GPU" if n == 1 else f"data parallel over {n} GPUs{zero}"
-    return [make_option("single", r, gpu, n, r.total_bytes, r.total_high_bytes, b, why_line(r.total_bytes, b, what),
-                    host_bytes=r.host_bytes)]
+    """Training on one GPU or data parallel over ``count``, else the fewest GPUs that shard it
+    (llm_mem.planner.training; the estimate is per data-parallel GPU)."""
+    from llm_mem.planner.training import training_options as options
+
+    return options(ctx, gpu, count)
 
 
 def options_for(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOption]:
