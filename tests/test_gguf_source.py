@@ -18,7 +18,8 @@ from llm_mem.dtypes import ggml_nbytes
 from llm_mem.errors import ConfigError, ModelNotFoundError, UsageError
 from llm_mem.sources import limits, resolve_model
 from llm_mem.sources.byteio import LocalFile
-from llm_mem.sources.gguf import LLAMA_FTYPES, GgufArray, LongString, read_gguf_header, split_names
+from llm_mem.sources.gguf import GgufArray, LongString, read_gguf_header
+from llm_mem.sources.gguf_split import LLAMA_FTYPES, split_names
 
 # --------------------------------------------------------------------------------------------
 # the reader against gguf-py

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from llm_mem.sources.gguf import GgufHeader, file_type_label
+from llm_mem.sources.gguf import GgufHeader
+from llm_mem.sources.gguf_split import file_type_label
 from llm_mem.sources.roles import gguf_role
 from llm_mem.spec import Checkpoint, StoredTensor
 

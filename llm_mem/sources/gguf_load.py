@@ -11,9 +11,10 @@ from pathlib import Path
 from llm_mem.errors import ConfigError, quote
 from llm_mem.sources.byteio import ByteSource, LocalFile
 from llm_mem.sources.checkpoint import gb, gguf_checkpoint
-from llm_mem.sources.gguf import GgufArray, GgufHeader, check_splits, read_gguf_header, split_names
+from llm_mem.sources.gguf import GgufArray, GgufHeader, read_gguf_header
 from llm_mem.sources.gguf_arch import gguf_warnings, spec_from_gguf
 from llm_mem.sources.gguf_pick import best_mmproj, choose, is_mmproj
+from llm_mem.sources.gguf_split import check_splits, split_names
 from llm_mem.spec import Checkpoint, ModelSpec
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llm_mem.errors import ModelNotFoundError, UsageError, quote
-from llm_mem.sources.gguf import split_info
+from llm_mem.sources.gguf_split import split_info
 
 #: find_best_model: without a tag, Q4_K_M, then Q8_0, then the first model file.
 DEFAULT_TAGS = ("Q4_K_M", "Q8_0")

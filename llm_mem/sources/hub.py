@@ -26,9 +26,10 @@ from llm_mem.errors import ConfigError, GatedRepoError, HubUnavailableError, Mod
 from llm_mem.sources import limits
 from llm_mem.sources.checkpoint import build, gb, safetensors_label
 from llm_mem.sources.configfile import load_config_file, parse_json_object
-from llm_mem.sources.gguf import read_gguf_header, split_names
+from llm_mem.sources.gguf import read_gguf_header
 from llm_mem.sources.gguf_load import GgufModel, gguf_model, read_projector
 from llm_mem.sources.gguf_pick import best_mmproj, choose, model_groups, pick_group
+from llm_mem.sources.gguf_split import split_names
 from llm_mem.sources.http import Deadline, Reply, get, hub_headers, raise_for_status
 from llm_mem.sources.safetensors import (
     ADAPTER_FILE,
