@@ -278,9 +278,85 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     return out
 
 
+@lru_cache(maxsize=64)
+def _layer_groups(spec: ModelSpec) -> tuple[tuple[tuple[int, ...], tuple[tuple[Tensor, int], ...]], ...]:
+    """Decoder layers grouped by identical tensor lists (role, shape, copies, in order): (the layers, one
+    layer's tensors). A 126-layer model with one layer design is one group."""
+    by_layer: dict[int, list[tuple[Tensor, int]]] = {}
+    for t, numel in sized_inventory(spec):
+        if t.layer is not None:
+            by_layer.setdefault(t.layer, []).append((t, numel))
+    groups: dict[tuple[tuple[str, tuple[int, ...], int], ...], tuple[list[int], tuple[tuple[Tensor, int], ...]]] = {}
+    for layer, ts in by_layer.items():
+        key = tuple((t.role, t.shape, t.copies) for t, _ in ts)
+        groups.setdefault(key, ([], tuple(ts)))[0].append(layer)
+    return tuple((tuple(layers), ts) for layers, ts in groups.values())
+
+
+def _weight_bytes_by_layer_design(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
+    """weight_bytes for a format whose bytes depend on a tensor's role, shape and copies only (not a GGUF
+    recipe, no skip list): each layer design sized once."""
+    f = plan.fmt
+    float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
+    quantizing = float_bytes is None
+    memo: dict[tuple[str, tuple[int, ...], int], tuple[int, bool]] = {}
+
+    def size(t: Tensor, numel: int) -> tuple[int, bool]:
+        key = (t.role, t.shape, t.copies)
+        hit = memo.get(key)
+        if hit is None:
+            q = quantizing and is_quantized(t, plan)
+            hit = ((_linear_bytes(t, plan, spec) if q else numel * plan.keep_bytes) if quantizing
+                   else numel * float_bytes, q)  # type: ignore[operator]
+            memo[key] = hit
+        return hit
+
+    per_layer = [0] * spec.num_layers
+    expert_layers = [0] * spec.num_layers
+    qparams = kparams = experts = 0
+    for layers, ts in _layer_groups(spec):
+        lb = eb = lq = lk = 0
+        for t, numel in ts:
+            b, q = size(t, numel)
+            lb += b
+            if t.role in EXPERT_ROLES:
+                eb += b
+            if q:
+                lq += numel
+            else:
+                lk += numel
+        for i in layers:
+            per_layer[i] = lb
+            expert_layers[i] = eb
+        n = len(layers)
+        experts += eb * n
+        qparams += lq * n
+        kparams += lk * n
+    embedding = lm_head = other = 0
+    for t, numel in sized_inventory(spec):
+        if t.layer is not None:
+            continue
+        b, q = size(t, numel)
+        if q:
+            qparams += numel
+        else:
+            kparams += numel
+        if t.role in ("embed", "pos_embed"):
+            embedding += b
+        elif t.role == "lm_head":
+            lm_head += b
+        else:
+            other += b
+    total = sum(per_layer) + embedding + lm_head + other
+    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, 0,
+                       tuple(expert_layers))
+
+
 @lru_cache(maxsize=256)
 def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     """Weight bytes of every tensor under ``plan``, summed by place in the model."""
+    if not plan.fmt.gguf_recipe and not plan.skip_modules:
+        return _weight_bytes_by_layer_design(spec, plan)
     per_layer = [0] * spec.num_layers
     embedding = lm_head = other = experts = 0
     qparams = kparams = skipped_params = 0

@@ -75,28 +75,30 @@ class FitTable(BaseModel):
     rows: list[FitRow]
 
 
-def _largest_steps(total: Callable[[int], int], t1: int, cap: int, max_steps: int) -> int:
-    """Largest k in [1, max_steps] with total(k * 256) <= cap, given total(256) = t1 <= cap.
-    Totals are linear in context except where sliding windows cap the KV cache, so a linear
-    guess from two points lands on the answer; a bracketed binary search makes it exact."""
+def _largest_steps(total: Callable[[int], int], c0: int, t0: int, cap: int, max_steps: int) -> int:
+    """Largest k in [1, max_steps] with total(k * 256) <= cap, given total(c0) = t0 <= cap (c0: the 4k
+    context already sized). Totals are linear in context except where sliding windows cap the KV
+    cache, so a secant guess between the bracketing points lands on the answer (the guess and the
+    step above it confirm it: three sizings); bisection takes over where the curve bends."""
     step = _CONTEXT_STEP
-    if total(max_steps * step) <= cap:
+    t_hi = total(max_steps * step)
+    if t_hi <= cap:
         return max_steps
-    lo, hi = 1, max_steps  # total(lo) fits, total(hi) does not
-    slope = (total(2 * step) - t1) / step
-    if slope > 0:
-        guess = min(max(int(1 + (cap - t1) / slope / step), 1), max_steps - 1)
-        if total(guess * step) <= cap:
-            lo = guess
-            hi = guess + 1 if total((guess + 1) * step) > cap else hi
-        else:
-            hi = guess
+    if c0 < step:  # a model shorter than one step: the step itself decides
+        return 1 if total(step) <= cap else 0
+    lo, hi = c0 // step, max_steps  # total(lo) fits (lo * step <= c0), total(hi) does not
+    c_lo, t_lo, c_hi = c0, t0, max_steps * step
+    tries = 0
     while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if total(mid * step) <= cap:
-            lo = mid
+        slope = (t_hi - t_lo) / (c_hi - c_lo) if c_hi > c_lo else 0.0
+        guess = int((c_lo + (cap - t_lo) / slope) // step) if slope > 0 and tries < 2 else (lo + hi) // 2
+        guess = min(max(guess, lo + 1), hi - 1)
+        t = total(guess * step)
+        if t <= cap:
+            lo, c_lo, t_lo = guess, guess * step, t
         else:
-            hi = mid
+            hi, c_hi, t_hi = guess, guess * step, t
+        tries += 1
     return lo
 
 
@@ -139,8 +141,8 @@ class _Model:
             return None
         if at4k.total_bytes > cap:
             return None
-        small = self.report(_CONTEXT_STEP, **w).total_bytes
-        steps = _largest_steps(lambda c: self.report(c, **w).total_bytes, small, cap, self.max_pos // _CONTEXT_STEP)
+        steps = _largest_steps(lambda c: self.report(c, **w).total_bytes, self.ctx4k, at4k.total_bytes, cap,
+                               self.max_pos // _CONTEXT_STEP)
         ctx = steps * _CONTEXT_STEP
         why = "full context" if ctx >= self.max_pos else f"KV cache limits the context to {ctx:,}"
         return FitRow(model=self.m.name, precision=fmt, runtime=runtime, strategy="single", max_context=ctx,
