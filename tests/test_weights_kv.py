@@ -146,3 +146,28 @@ def test_quantized_checkpoint_reported_in_its_own_format():
     assert r.weights.format == "nf4" and r.weights.source == "checkpoint"
     r = estimate(resolve_model("TheBloke/Llama-2-7B-AWQ"), Workload())
     assert r.weights.format == "awq"
+
+
+@pytest.mark.parametrize("model", ["meta-llama/Llama-3.1-8B", "Qwen/Qwen3-30B-A3B", "google/gemma-3-12b-it",
+                                   "deepseek-ai/DeepSeek-V3", "openai/gpt-oss-20b"])
+@pytest.mark.parametrize("fmt", [{"precision": "bf16"}, {"precision": "int4"}, {"precision": "int8"},
+                                 {"quant": "awq"}, {"quant": "fp8"}])
+def test_weights_per_layer_design_equal_the_per_tensor_sum(model, fmt):
+    """The planner's fast path (each layer design sized once) against the per-tensor loop, forced by a
+    skip list that matches nothing."""
+    import dataclasses
+
+    from llm_mem.errors import UsageError
+    from llm_mem.estimate import resolve_plan
+    from llm_mem.estimators import weights as W
+
+    spec = resolve_model(model).spec
+    try:
+        plan, _ = resolve_plan(spec, Workload(**fmt), model)
+    except UsageError:  # the format cannot hold this model (AWQ groups of 128 over gpt-oss's 2880)
+        pytest.skip("format does not apply")
+    if plan.fmt.gguf_recipe or plan.skip_modules:
+        pytest.skip("sized per tensor anyway")
+    fast = W.weight_bytes(spec, plan)
+    slow = W.weight_bytes(spec, dataclasses.replace(plan, skip_modules=("no.such.module",)))
+    assert dataclasses.astuple(fast) == dataclasses.astuple(slow)
