@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from llm_mem.choices import Precision
 from llm_mem.requests import CheckRequest, EstimateRequest, GpusRequest, ModelRef, PlanRequest
-from llm_mem.workload import resolve_workload
+from llm_mem.workload import MAX_GPUS, resolve_workload
 
 if TYPE_CHECKING:
     from llm_mem.check import CheckReport
@@ -109,6 +109,10 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
         for part in req.gpu.split(","):
             r = resolve_gpu(part, cat)
             pool += [r.gpu] * (r.count or 1)
+            if len(pool) > MAX_GPUS:
+                from llm_mem.errors import UsageError
+
+                raise UsageError(f"--gpu names more than {MAX_GPUS:,} devices in one pool")
         targets: list[pl.Target] = [pool]
         reqs = []
     else:
@@ -126,12 +130,9 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
         gpu, count = targets[0] if isinstance(targets[0], tuple) else (targets[0][0], len(targets[0]))
         result = sweep(model, w, gpu, count, req.sweep, req.host_ram)
         if req.plot is not None:
-            try:
-                req.plot.write_text(svg_chart(result), encoding="utf-8")
-            except OSError as exc:
-                from llm_mem.errors import UsageError
+            from llm_mem.sources.configfile import write_regular
 
-                raise UsageError(f"cannot write --plot {req.plot}: {exc.strerror or exc}") from None
+            write_regular(req.plot, svg_chart(result), "--plot")
             result = result.model_copy(update={"plot": str(req.plot)})
         return result
     report = None
@@ -162,6 +163,11 @@ def run_plan(req: PlanRequest, progress: Progress | None = None) -> Plan | FitTa
                           limit=why if value == limit else None)
     host_ram = req.host_ram if req.host_ram is not None else pl.host_ram_bytes()
     placed = pl.plan(model, w, targets, req.disk_gbps, req.cpu_gbps, report=report, host_ram=host_ram)
+    if w.train is not None:  # tokens/s and hours of each training option (llm_mem.planner.train_time)
+        from llm_mem.planner.train_time import DEFAULT_MFU, attach
+
+        gpus = [g for t in targets for g in (t if isinstance(t, list) else [t[0]])]
+        placed = attach(placed, model.spec, gpus, req.train_tokens, req.mfu or DEFAULT_MFU)
     notes = [r.note for r in reqs if r.note]
     return placed.model_copy(update={"notes": notes + placed.notes}) if notes else placed
 

@@ -84,6 +84,22 @@ class TrainMode(Choice):
     full = "full"
     lora = "lora"
     qlora = "qlora"
+    # RL post-training of the whole policy (llm_mem.estimators.rl): TRL's GRPOTrainer, DPOTrainer, PPOTrainer
+    grpo = "grpo"
+    dpo = "dpo"
+    ppo = "ppo"
+
+
+#: RL post-training modes: the policy trains every weight, beside the copies each algorithm keeps.
+RL_MODES = frozenset({TrainMode.grpo, TrainMode.dpo, TrainMode.ppo})
+
+
+class Fsdp(Choice):
+    """PyTorch FSDP2 sharding: full (FULL_SHARD, one mesh dim) or hybrid (HSDP: shard inside a group,
+    replicate across groups)."""
+
+    full = "full"
+    hybrid = "hybrid"
 
 
 class MixedPrecision(Choice):
@@ -108,10 +124,22 @@ class Optimizer(Choice):
     adamw = "adamw"
     adamw_8bit = "adamw-8bit"
     paged_adamw_8bit = "paged-adamw-8bit"
+    paged_adamw_32bit = "paged-adamw-32bit"
     adafactor = "adafactor"
     sgd = "sgd"
     sgd_momentum = "sgd-momentum"
     lion = "lion"
+
+
+class Trainer(Choice):
+    """The training framework whose default recipe sets the memory features (llm_mem.estimate_training
+    TRAINER_PRESETS): transformers' Trainer, TRL's SFTTrainer, torchtune, Unsloth, axolotl."""
+
+    hf = "hf"
+    trl = "trl"
+    torchtune = "torchtune"
+    unsloth = "unsloth"
+    axolotl = "axolotl"
 
 
 class FlashAttn(Choice):

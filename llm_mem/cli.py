@@ -8,6 +8,10 @@ workload options are declared once in llm_mem.cli_options and added to each comm
 import functools
 import os
 import sys
+
+# llm-mem uses no pydantic plugins: without this, building the first model class scans every installed
+# distribution's entry points for them (pydantic/plugin/_loader.py), a cost paid at every start-up.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -109,8 +113,12 @@ def _model_ref(model: str, revision: Optional[str], token: Optional[str], config
                allow_missing_shards: bool = False) -> Any:
     from llm_mem.requests import ModelRef
 
-    return ModelRef(name=model, revision=revision, token=token, config=config,
-                    allow_missing_shards=allow_missing_shards)
+    try:
+        return ModelRef(name=model, revision=revision, token=token, config=config,
+                        allow_missing_shards=allow_missing_shards)
+    except ValidationError as exc:
+        field, msg = validation_problem(exc)
+        raise UsageError(f"{'MODEL' if field == 'name' else field_flag(field)}: {msg}") from None
 
 
 def _progress(as_json: bool) -> Any:
@@ -196,6 +204,10 @@ def plan(
         "--sweep", parser=_sweep_field, metavar="[context|batch]",
         help="Chart memory against context or batch on the --gpu, with the budget line.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="With --sweep: also write the chart as SVG.")] = None,
+    train_tokens: Annotated[Optional[str], typer.Option(
+        "--train-tokens", help="With --train: tokens to train on (1B = 10^9, 500M, 15T), for the time.")] = None,
+    mfu: Annotated[Optional[float], typer.Option(
+        "--mfu", help="With --train: model FLOPs utilization assumed (default 0.4, Llama 3's 38-43%).")] = None,
     json_out: JsonOpt = False, revision: RevisionOpt = None, token: TokenOpt = None, config: ConfigOpt = None,
     verify: VerifyOpt = False, allow_missing_shards: MissingShardsOpt = False, *, settings: dict[str, Any],
 ) -> tuple[Any, bool]:
@@ -216,16 +228,32 @@ def plan(
     from llm_mem.workload import build_workload
 
     if _split_precision(settings):
-        from llm_mem.errors import UsageError
-
         raise UsageError("--precision all compares precisions in `estimate`", "plan one precision at a time")
+    if model is None:  # the model's own options, given to the fit table, would be silently ignored
+        unread = next((f for f, v in (("--config", config), ("--revision", revision), ("--token", token),
+                                       ("--allow-missing-shards", allow_missing_shards)) if v), None)
+        if unread is not None:
+            raise UsageError(f"{unread} reads a MODEL; the fit table (plan --gpu without a MODEL) has none",
+                             "name the MODEL, or drop it")
     req = PlanRequest.model_validate({
         "model": _model_ref(model, revision, token, config, allow_missing_shards) if model is not None else None,
         "workload": build_workload(settings), "gpu": gpu, "catalog": catalog, "max_context": max_context,
         "max_batch": max_batch, "host_ram": parse_size(host_ram) if host_ram else None, "verify": verify,
-        "sweep": sweep, "plot": plot,
+        "sweep": sweep, "plot": plot, **_train_time_settings(train_tokens, mfu),
         **{k: v for k, v in (("disk_gbps", disk_gbps), ("cpu_gbps", cpu_gbps)) if v is not None}})
     return run_plan(req, _progress(json_out)), json_out
+
+
+def _train_time_settings(train_tokens: str | None, mfu: float | None) -> dict[str, Any]:
+    """plan's --train-tokens (decimal suffixes, llm_mem.planner.train_time) and --mfu, when given."""
+    out: dict[str, Any] = {}
+    if train_tokens is not None:
+        from llm_mem.planner.train_time import parse_train_tokens
+
+        out["train_tokens"] = parse_train_tokens(train_tokens)
+    if mfu is not None:
+        out["mfu"] = mfu
+    return out
 
 
 @app.command("gpus")

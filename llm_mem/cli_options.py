@@ -16,6 +16,7 @@ from llm_mem.choices import (
     Attention,
     Choice,
     FlashAttn,
+    Fsdp,
     KvDtype,
     Logits,
     MixedPrecision,
@@ -23,6 +24,7 @@ from llm_mem.choices import (
     Optimizer,
     Precision,
     Runtime,
+    Trainer,
     TrainMode,
 )
 
@@ -101,7 +103,7 @@ WORKLOAD_OPTIONS: dict[str, Any] = {
     "n_cpu_moe": _opt(int, "--n-cpu-moe", "-ncmoe", help="llama.cpp: keep the experts of the first N layers on "
                                                           "the CPU."),
     "train": Annotated[Optional[str], choice_option(TrainMode, "training mode", "--train",
-                                              help="Fine-tune: full, lora or qlora.")],
+                                              help="Fine-tune: full, lora, qlora; RL post-training: grpo, dpo, ppo.")],
     "lora_rank": _opt(int, "--lora-rank", help="LoRA rank r (default 16)."),
     "lora_targets": _opt(str, "--lora-targets",
                          help="Comma-separated modules (default q,k,v,o,gate,up,down projections; `all-linear`)."),
@@ -116,6 +118,45 @@ WORKLOAD_OPTIONS: dict[str, Any] = {
     "offload": Annotated[Optional[str], choice_option(Offload, "offload", "--offload",
                                                 help="none, optimizer or parameters (ZeRO-Offload).")],
 }
+
+
+# ---- training frameworks' memory features (issue 17): a --trainer preset and one switch per feature ----
+def _switch(flag: str, help: str) -> Any:
+    return Annotated[Optional[bool], typer.Option(f"--{flag}/--no-{flag}", help=help, show_default=False)]
+
+
+WORKLOAD_OPTIONS.update({
+    "trainer": Annotated[Optional[str], choice_option(
+        Trainer, "trainer", "--trainer",
+        help="Training framework whose default recipe sets the memory features below (hf, trl, torchtune, "
+             "unsloth, axolotl); each flag below overrides it.")],
+    "fused_ce": _switch("fused-ce", "Fused linear cross-entropy (Liger, Unsloth, TRL chunked_nll): only a chunk "
+                                    "of logits is live."),
+    "chunked_ce": _switch("chunked-ce", "torchtune's chunked cross-entropy (8 chunks of tokens)."),
+    "activation_offloading": _switch("activation-offloading", "Saved activations in host RAM (torchtune "
+                                                              "enable_activation_offloading, Unsloth's checkpoints)."),
+    "optimizer_in_bwd": _switch("optimizer-in-bwd", "Optimizer step fused into backward (torchtune "
+                                                    "optimizer_in_bwd): one gradient live at a time."),
+    "packing": _switch("packing", "Sequences packed to --seq (no padding; stated, bytes per token unchanged)."),
+    "torch_compile": _switch("torch-compile", "torch.compile (stated; its memory effect is not modelled)."),
+})
+
+
+# ---- FSDP2 and RL post-training (llm_mem.estimators.fsdp, llm_mem.estimators.rl) ----
+WORKLOAD_OPTIONS.update({
+    "fsdp": Annotated[Optional[str], choice_option(
+        Fsdp, "FSDP sharding", "--fsdp",
+        help="PyTorch FSDP2: full (FULL_SHARD over --gpus) or hybrid (HSDP: shard in groups, replicate across).")],
+    "fsdp_shard_size": _opt(int, "--fsdp-shard-size", help="HSDP: GPUs per shard group (default 8, one node)."),
+    "fsdp_offload": Annotated[Optional[bool], typer.Option(
+        "--fsdp-offload/--no-fsdp-offload", show_default=False,
+        help="FSDP2 CPUOffloadPolicy: sharded params, grads and optimizer states in host RAM.")],
+    "num_generations": _opt(int, "--num-generations", help="GRPO: completions per prompt (TRL default 8)."),
+    "beta": _opt(float, "--beta", help="RL KL coefficient (TRL: GRPO 0 = no reference model, DPO 0.1, PPO 0.05)."),
+    "rollout_gpu_memory_utilization": _opt(
+        float, "--rollout-gpu-memory-utilization",
+        help="GRPO/PPO: share of each GPU the colocated vLLM rollout engine takes (TRL default 0.3)."),
+})
 
 
 def with_workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:

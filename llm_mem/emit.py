@@ -13,8 +13,6 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_mem.errors import UsageError
-
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -65,8 +63,6 @@ def spinner(message: str) -> Iterator[None]:
 def write_junit(report: CheckReport, path: Path) -> None:
     """Write the check report as JUnit XML (llm_mem.check.junit_xml) to ``path``."""
     from llm_mem.check import junit_xml
+    from llm_mem.sources.configfile import write_regular
 
-    try:
-        path.write_text(junit_xml(report), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write --junit {path}: {exc.strerror or exc}") from None
+    write_regular(path, junit_xml(report), "--junit")

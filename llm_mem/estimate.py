@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from llm_mem import dtypes
-from llm_mem.choices import Precision, Runtime, TrainMode
+from llm_mem.choices import RL_MODES, Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
 from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, stage_weight_bytes, weight_bytes
 from llm_mem.formats import get_format
@@ -36,6 +36,10 @@ BANDS = {
     "cuda_graphs": 0.50, "gradients": 0.01, "optimizer_states": 0.02, "master_weights": 0.01,
     "lora_adapters": 0.01, "activation_recompute": 0.25,
 }
+# RL post-training (llm_mem.estimators.rl): the reference model is an exact bf16 copy -> 1%; the value model is
+# exact model states plus policy-sized activations (25%), about half each -> 10%; the rollout engine takes
+# exactly its gpu_memory_utilization share (vLLM caps itself there), or weights + KV without a GPU -> 2%.
+BANDS.update({"reference_model": 0.01, "value_model": 0.10, "rollout_engine": 0.02})
 INT4_NOTE = ("int4 means bitsandbytes nf4 (block 64, double quant), what transformers' load_in_4bit gives; "
              "use --quant gptq|awq|Q4_K_M for other 4-bit formats")
 # What a --precision means on llama.cpp: the GGUF file type people download for it.
@@ -249,7 +253,8 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
     ckpt = model.checkpoint.total_bytes if model.checkpoint is not None else None
     weights_total = wb.total
     gguf_file = model.checkpoint is not None and model.checkpoint.format == "gguf"
-    if ckpt is not None and ((plan.source == "checkpoint" and (spec.quantization is not None or gguf_file))
+    if ckpt is not None and ((plan.source == "checkpoint" and (spec.quantization is not None or gguf_file
+                                                                or spec.from_headers))
                              or (gguf_file and plan.fmt.gguf_recipe is not None)):
         # a quantized checkpoint's real size beats our format model; a GGUF --quant picked this very file
         weights_total = ckpt
@@ -284,6 +289,8 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
                                bytes_per_1k_tokens=mem.kv.per_1k_tokens, mla_latent=mem.kv.mla_latent)
     else:
         comps, host, tnotes = _training(spec, w, plan, wb.total, elem)
+        if w.train in RL_MODES:  # reference, value model, rollout engine (llm_mem.estimators.rl)
+            comps, tnotes = _rl(spec, w, gpu, comps, tnotes)
         notes += defaults + tnotes
         per_gpu = w.gpus > 1
         from llm_mem.estimators.kv_cache import full_context_tokens, kv_cache
@@ -321,3 +328,14 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
                           "PyTorch caching-allocator slack (10% of activations); the CUDA context is outside the "
                           "GPU budget")
     return [_component(p.name, p.bytes, p.note) for p in parts] + [overhead], host, notes
+
+
+def _rl(spec: ModelSpec, w: Workload, gpu: Gpu | None, comps: list[Component], notes: list[str]
+        ) -> tuple[list[Component], list[str]]:
+    """RL post-training's components beside the policy's (llm_mem.estimators.rl)."""
+    from llm_mem.estimators.rl import rl_parts
+
+    have = {c.name: c.bytes for c in comps}
+    states = sum(have.get(k, 0) for k in ("weights", "gradients", "optimizer_states", "master_weights"))
+    parts, rl_notes = rl_parts(spec, w, gpu, states, have.get("activations", 0))
+    return comps + [_component(p.name, p.bytes, p.note) for p in parts], notes + rl_notes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from llm_mem.choices import TrainMode
+from llm_mem.choices import RL_MODES, TrainMode
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import DEFAULT_LORA_RANK, Workload
 
@@ -34,6 +34,17 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
         return w, []
     notes: list[str] = []
     change: dict[str, object] = {}
+    # ---- the --trainer preset and the frameworks' switches (issue 17; llm_mem.estimators.frameworks) ----
+    from llm_mem.estimators.frameworks import framework_defaults
+
+    w, framework_notes = framework_defaults(w)
+    notes += framework_notes
+    # ---- end of the frameworks' block ----
+    if w.train in RL_MODES:  # TRL's RL trainer defaults (llm_mem.estimators.rl.rl_defaults)
+        from llm_mem.estimators.rl import rl_defaults
+
+        w, rl_notes = rl_defaults(w)
+        notes += rl_notes
     if w.grad_checkpointing is None:
         on = w.train is TrainMode.qlora and QLORA_CHECKPOINTING
         change["grad_checkpointing"] = on
@@ -65,7 +76,12 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
     lora = w.train in (TrainMode.lora, TrainMode.qlora)
     targets = w.lora_targets or ()
     train = trainable(spec, w, targets if lora else None)
-    act = saved_activations(spec, w.batch, w.context, w.attention, ckpt, elem, train)
+    seqs = w.batch
+    if w.train in RL_MODES:  # DPO: chosen + rejected; GRPO: batch x num_generations (llm_mem.estimators.rl)
+        from llm_mem.estimators.rl import sequences_per_step
+
+        seqs = sequences_per_step(w)
+    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train)
     what = "LoRA adapters train" if lora else "every weight trains"
     parts = [Part("activations", act.layers_total + act.outside,
                   "each layer's input (gradient checkpointing)" if ckpt else
@@ -73,8 +89,18 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
              Part("logits", act.logits, "logits, fp32 log-softmax and its backward (cross-entropy)")]
     if ckpt:
         parts.append(Part("activation_recompute", act.recompute, "one layer recomputed during backward"))
-    if lora:
+    if w.fsdp is not None:  # PyTorch FSDP2 instead of DeepSpeed ZeRO (llm_mem.estimators.fsdp)
+        from llm_mem.estimators.fsdp import fsdp_full_states, fsdp_lora_states
+
+        ms = (fsdp_lora_states(spec, w, weights_full, weights_label, targets) if lora
+              else fsdp_full_states(spec, w, weights_format))
+    elif lora:
         ms = lora_states(spec, w, weights_full, weights_label, targets)
     else:
         ms = full_states(spec, w, weights_format, weights_label)
-    return [Part(st.name, st.bytes, st.note) for st in ms.states] + parts, ms.host_bytes, ms.notes
+    states = [Part(st.name, st.bytes, st.note) for st in ms.states] + parts
+    # ---- the frameworks' memory features (issue 17): fused/chunked loss, offloading, optimizer in backward ----
+    from llm_mem.estimators.frameworks import framework_parts
+
+    fparts, host, fnotes = framework_parts(spec, w, states, ms.host_bytes, ms.notes, act, elem)
+    return [Part(*p) for p in fparts], host, fnotes

@@ -5,7 +5,8 @@ per-sequence state they keep instead of a KV cache.
 The parser (llm_mem/sources/hybrid.py) fills a `Mixers` from config.json; llm_mem.params lays out the
 tensors; the KV estimators add `state_elements` per sequence. Module shapes follow transformers 5.24
 (modeling_mamba.py MambaMixer, modeling_mamba2.py Mamba2Mixer, modeling_jamba.py JambaMambaMixer,
-modeling_qwen3_next.py Qwen3NextGatedDeltaNet, modeling_lfm2.py Lfm2ShortConv).
+modeling_qwen3_next.py Qwen3NextGatedDeltaNet, modeling_lfm2.py Lfm2ShortConv, modeling_minimax.py
+MiniMaxLightningAttention, modeling_kimi_linear.py KimiLinearDeltaAttention).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from llm_mem.spec import ModelSpec
 
-MixerKind = Literal["attention", "mamba", "linear_attention", "short_conv", "none"]
+MixerKind = Literal["attention", "mamba", "linear_attention", "short_conv", "lightning", "kda", "none"]
 # Roles of the mixers' nn.Linear weights (quantization converts them like the attention projections).
 MIXER_LINEAR_ROLES = frozenset({"ssm_in", "ssm_out", "ssm_x", "ssm_dt"})
 
@@ -75,6 +76,40 @@ class LinearAttnSpec(_Frozen):
         return self.conv_dim * (self.conv_kernel - trim) + self.value_heads * self.key_head_dim * self.value_head_dim
 
 
+class LightningAttnSpec(_Frozen):
+    """MiniMax-Text-01's lightning attention (modeling_minimax.py MiniMaxLightningAttention): qkv_proj (3 x heads x
+    head_dim), output_gate, an RMSNorm over heads x head_dim and out_proj, no biases; per sequence it keeps one
+    head_dim x head_dim state per head (MiniMaxCache linear_cache; vLLM 0.34 MambaStateShapeCalculator
+    linear_attention_state_shape: heads, head_dim, head_dim)."""
+
+    heads: int
+    head_dim: int
+
+    def state(self) -> int:
+        """Elements one sequence keeps."""
+        return self.heads * self.head_dim * self.head_dim
+
+
+class KdaSpec(_Frozen):
+    """Kimi Delta Attention (modeling_kimi_linear.py KimiLinearDeltaAttention): q/k/v projections of heads x
+    head_dim, a bias-free depthwise conv over the three, a low-rank forget gate (f_a / f_b, dt_bias per channel,
+    A_log per head), b_proj per head, a low-rank output gate (g_a / g_b), a gated RMSNorm of head_dim, o_proj;
+    no biases. Per sequence: the conv window of q, k and v and one head_dim x head_dim state per head."""
+
+    heads: int
+    head_dim: int
+    conv_kernel: int
+
+    @property
+    def conv_dim(self) -> int:
+        """q, k and v channels of the convolution."""
+        return 3 * self.heads * self.head_dim
+
+    def state(self, trim: int = 0) -> int:
+        """The conv window (conv_kernel - trim columns) plus the recurrent state."""
+        return self.conv_dim * (self.conv_kernel - trim) + self.heads * self.head_dim * self.head_dim
+
+
 class ShortConvSpec(_Frozen):
     """LFM2's gated short convolution (modeling_lfm2.py Lfm2ShortConv): in_proj to 3 x hidden, a depthwise
     convolution of ``kernel`` taps, out_proj."""
@@ -93,6 +128,8 @@ class Mixers(_Frozen):
     ssm: SsmSpec | None = None
     linear: LinearAttnSpec | None = None
     conv: ShortConvSpec | None = None
+    lightning: LightningAttnSpec | None = None
+    kda: KdaSpec | None = None
 
 
 def state_elements(spec: ModelSpec, trim: int = 0) -> list[int]:
@@ -114,6 +151,10 @@ def state_elements(spec: ModelSpec, trim: int = 0) -> list[int]:
             n += mx.linear.state(trim)
         if kind == "short_conv" and mx.conv is not None:
             n += spec.hidden_size * (mx.conv.kernel - trim)  # Lfm2ShortConv: conv_L_cache columns of hidden
+        if kind == "lightning" and mx.lightning is not None:
+            n += mx.lightning.state()
+        if kind == "kda" and mx.kda is not None:
+            n += mx.kda.state(trim)
         out.append(n)
     return out
 
@@ -193,6 +234,27 @@ def mixer_tensors(spec: ModelSpec, i: int, kind: MixerKind) -> list[MixerTensor]
         return linear_attention_tensors(h, mx.linear, f"layers.{i}.linear_attn")
     if kind == "short_conv" and mx.conv is not None:
         return short_conv_tensors(h, mx.conv, f"layers.{i}.conv")
+    if kind == "lightning" and mx.lightning is not None:
+        la, p = mx.lightning, f"layers.{i}.attn"
+        inner = la.heads * la.head_dim
+        return [MixerTensor(f"{p}.qkv_proj.weight", "ssm_in", (3 * inner, h)),
+                MixerTensor(f"{p}.output_gate.weight", "ssm_in", (inner, h)),
+                MixerTensor(f"{p}.norm.weight", "norm", (inner,)),
+                MixerTensor(f"{p}.out_proj.weight", "ssm_out", (h, inner))]
+    if kind == "kda" and mx.kda is not None:
+        k, p = mx.kda, f"layers.{i}.attn"
+        inner, d = k.heads * k.head_dim, k.head_dim
+        return [*(MixerTensor(f"{p}.{q}_proj.weight", "ssm_in", (inner, h)) for q in ("q", "k", "v")),
+                MixerTensor(f"{p}.conv1d.weight", "ssm_param", (k.conv_dim, 1, k.conv_kernel)),
+                MixerTensor(f"{p}.forget_gate.dt_bias", "ssm_param", (inner,)),
+                MixerTensor(f"{p}.forget_gate.A_log", "ssm_param", (1, 1, k.heads, 1)),
+                MixerTensor(f"{p}.forget_gate.f_a_proj.weight", "ssm_in", (d, h)),
+                MixerTensor(f"{p}.forget_gate.f_b_proj.weight", "ssm_in", (inner, d)),
+                MixerTensor(f"{p}.b_proj.weight", "ssm_in", (k.heads, h)),
+                MixerTensor(f"{p}.g_a_proj.weight", "ssm_in", (d, h)),
+                MixerTensor(f"{p}.g_b_proj.weight", "ssm_in", (inner, d)),
+                MixerTensor(f"{p}.o_norm.weight", "norm", (d,)),
+                MixerTensor(f"{p}.o_proj.weight", "ssm_out", (h, inner))]
     return []
 
 

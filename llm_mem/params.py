@@ -99,13 +99,17 @@ def _attention(spec: ModelSpec, i: int) -> list[Tensor]:
         ts += _linear(f"{p}.o_proj", "attn_o", i, h, a * m.v_head_dim, spec.o_bias)
         return ts
     gate = 2 if spec.mixers is not None and spec.mixers.gated_attention else 1  # q and its output gate
+    own_kv = i < spec.num_layers - spec.kv_shared_layers  # a KV-sharing layer has no k/v projections (Gemma-3n)
     ts += _linear(f"{p}.q_proj", "attn_q", i, gate * a * d, h, spec.qkv_bias)
-    ts += _linear(f"{p}.k_proj", "attn_k", i, kv * d, h, spec.qkv_bias)
-    ts += _linear(f"{p}.v_proj", "attn_v", i, kv * d, h, spec.qkv_bias)
+    if own_kv:
+        ts += _linear(f"{p}.k_proj", "attn_k", i, kv * d, h, spec.qkv_bias)
+        ts += _linear(f"{p}.v_proj", "attn_v", i, kv * d, h, spec.qkv_bias)
     ts += _linear(f"{p}.o_proj", "attn_o", i, h, a * d, spec.o_bias)
     if spec.qk_norm:
         qw, kw = (a * d, kv * d) if spec.qk_norm_full else (d, d)
-        ts += [Tensor(f"{p}.q_norm.weight", "norm", i, (qw,)), Tensor(f"{p}.k_norm.weight", "norm", i, (kw,))]
+        ts.append(Tensor(f"{p}.q_norm.weight", "norm", i, (qw,)))
+        if own_kv:
+            ts.append(Tensor(f"{p}.k_norm.weight", "norm", i, (kw,)))
     if spec.attention_sinks:
         ts.append(Tensor(f"{p}.sinks", "bias", i, (a,)))
     return ts
@@ -197,6 +201,7 @@ def inventory(spec: ModelSpec) -> tuple[Tensor, ...]:
         ts += _norm(spec, "embed_norm", None, h)
     for i in range(spec.num_layers):
         ts += _layer(spec, i)
+    ts += [Tensor(name, role, layer if layer >= 0 else None, shape) for layer, name, role, shape in spec.extra]
     if spec.final_norm:
         ts += _norm(spec, "final_norm", None, h)
     if not spec.tie_word_embeddings:

@@ -80,9 +80,21 @@ def _workload_line(r: Report) -> str:
                  f"mixed precision {w.mixed_precision}"]
         if w.grad_checkpointing:
             parts.append("gradient checkpointing")
+        if w.trainer is not None:  # the --trainer preset and the frameworks' switches that are on (issue 17)
+            parts.append(f"{w.trainer} recipe")
+        parts += [label for name, label in (("fused_ce", "fused CE"), ("chunked_ce", "chunked CE"),
+                                            ("activation_offloading", "activation offloading"),
+                                            ("optimizer_in_bwd", "optimizer in backward")) if getattr(w, name)]
         if w.zero:
             offload = f", offload {w.offload}" if w.offload != "none" else ""
             parts.append(f"ZeRO-{w.zero} over {w.gpus} GPUs{offload}")
+        if w.fsdp is not None:  # FSDP2 and RL settings (llm_mem.estimators.fsdp, rl)
+            group = f", shard groups of {w.shard_group}" if w.fsdp == "hybrid" else ""
+            parts.append(f"FSDP2 {w.fsdp} over {w.gpus} GPUs{group}" + (", CPU offload" if w.fsdp_offload else ""))
+        if w.num_generations:
+            parts.append(f"{w.num_generations} generations per prompt")
+        if w.beta is not None:
+            parts.append(f"beta {w.beta:g}")
     else:
         e = r.engine
         parts = [f"inference on {e.version if e else w.runtime}", f"context {w.context:,} tokens", f"batch {w.batch}",
@@ -219,7 +231,21 @@ def render_plan(p: Plan, out: Console) -> None:
                 out.print(f"  [dim]$[/dim] {esc(hint)}")
         for a in r.assumptions:
             out.print(f"  [dim]assumes[/dim] {esc(a)}")
+        _train_time(r, out)
     _notes(out, p.notes)
+
+
+def _train_time(o: Any, out: Console) -> None:
+    """A training option's throughput and time (llm_mem.planner.train_time), with what it assumes."""
+    t = o.train_time
+    if t is None:
+        return
+    hours = "" if t.hours is None else (f": {t.tokens:,} tokens in {t.hours:,.1f} h ({t.hours / 24:,.1f} days)"
+                                        if t.hours >= 48 else f": {t.tokens:,} tokens in {t.hours:,.1f} h")
+    out.print(f"[bold]training speed:[/bold] {t.tokens_per_s:,.0f} tokens/s on {t.gpus} GPUs{hours}"
+              + ("" if t.tokens else " (--train-tokens N for the time)"))
+    for a in t.assumptions:
+        out.print(f"  [dim]assumes[/dim] {esc(a)}")
 
 
 def render_largest(r: LargestFit, out: Console) -> None:
@@ -259,7 +285,8 @@ def render_check(report: CheckReport, out: Console) -> None:
     for r in report.results:
         free = None if r.per_gpu_bytes is None or r.budget_bytes is None else r.budget_bytes - r.per_gpu_bytes
         t.add_row(f"[{colour[r.status]}]{r.status}[/{colour[r.status]}]", esc(r.name), esc(r.model),
-                  f"{r.count} x {esc(r.gpu)}", r.strategy or "-", gb(r.per_gpu_bytes), gb(r.budget_bytes), gb(free),
+                  f"{r.count} x {esc(r.gpu)}", r.strategy or "-", gb(r.per_gpu_bytes), gb(r.budget_bytes),
+                  gb(free) if free is None or free >= 0 else f"short {_num(-free)}",  # free memory is never < 0
                   gb(r.headroom_bytes))
     out.print(t)
     for r in report.results:

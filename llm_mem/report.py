@@ -21,6 +21,7 @@ SCHEMA_VERSION = "1"
 ComponentName = Literal[
     "weights", "kv_cache", "activations", "logits", "runtime_overhead", "cuda_graphs",
     "gradients", "optimizer_states", "master_weights", "lora_adapters", "activation_recompute",
+    "reference_model", "value_model", "rollout_engine",  # RL post-training (llm_mem.estimators.rl)
 ]
 
 

@@ -21,6 +21,34 @@ class _Request(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# The longest model reference read: Linux's PATH_MAX (a Hub id is at most 96 + 1 + 96 characters).
+MAX_MODEL_NAME = 4096
+# The longest --revision: git ref names have no hard limit, but a branch, tag or 40-hex commit is short.
+MAX_REVISION = 256
+
+
+def text_problem(value: str, limit: int) -> str | None:
+    """Why ``value`` cannot be a name (a model reference, revision, check name): empty, longer than
+    ``limit``, or holding a control character (a newline would split the one-line error, an escape
+    sequence would drive the terminal). None when it is fine."""
+    if not value.strip():
+        return "empty"
+    if len(value) > limit:
+        return f"{len(value):,} characters, more than {limit:,}"
+    bad = next((c for c in value if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        return f"holds the control character {bad!r}"
+    return None
+
+
+def name_text(value: object, limit: int) -> object:
+    if isinstance(value, str):
+        problem = text_problem(value, limit)
+        if problem is not None:
+            raise ValueError(problem)
+    return value
+
+
 class ModelRef(_Request):
     """Which model: a Hub id, bundled alias, config.json or folder, with Hub options."""
 
@@ -29,6 +57,16 @@ class ModelRef(_Request):
     config: Path | None = None  # read this config.json instead of resolving `name`
     token: SecretStr | None = None  # never printed; default: HF_TOKEN or `hf auth login`
     allow_missing_shards: bool = False  # an index naming absent shards: warn and size from config.json
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> object:
+        return name_text(value, MAX_MODEL_NAME)
+
+    @field_validator("revision", mode="before")
+    @classmethod
+    def _revision(cls, value: object) -> object:
+        return name_text(value, MAX_REVISION)
 
 
 class EstimateRequest(_Request):
@@ -65,6 +103,10 @@ def _positive_rate(field: str, value: float) -> float:
     return value
 
 
+# The workload settings the fit table (`plan --gpu X` without a model) reads; it chooses the rest per row.
+FIT_TABLE_FIELDS = frozenset({"batch"})
+
+
 class PlanRequest(_Request):
     """`llm-mem plan`: a model on GPUs (`gpu` None: the default set), or with no model the fit
     table of one GPU; `max_context` / `max_batch` ask for the largest value that fits."""
@@ -80,6 +122,9 @@ class PlanRequest(_Request):
     host_ram: int | None = Field(default=None, gt=0)  # bytes; None = this machine's RAM
     verify: bool = False
     sweep: Literal["context", "batch"] | None = None  # chart memory against context or batch
+    # ---- training time (llm_mem.planner.train_time): tokens to train on, and the MFU assumed ----
+    train_tokens: int | None = Field(default=None, gt=0, le=10**15)  # --train-tokens 1B
+    mfu: float | None = Field(default=None, gt=0, le=1)  # None: llm_mem.planner.train_time.DEFAULT_MFU
     plot: Path | None = None  # write the sweep's chart as SVG here
 
     @field_validator("disk_gbps")
@@ -103,6 +148,12 @@ class PlanRequest(_Request):
         if self.model is None and self.verify:
             raise SettingError("verify", "{} needs a MODEL")
         self._flags_apply()
+        for name in ("train_tokens", "mfu"):  # training time needs a model and --train
+            if name in self.model_fields_set and getattr(self, name) is not None and (
+                    self.model is None or self.workload.train is None or self.max_context or self.max_batch
+                    or self.sweep is not None):
+                raise SettingError(name, "{} applies to training plans", "add MODEL and --train, without "
+                                   "--max-context, --max-batch or --sweep")
         if self.plot is not None and self.sweep is None:
             raise SettingError("plot", "{} draws a sweep", "add --sweep context or --sweep batch")
         if self.sweep is not None:
@@ -110,6 +161,8 @@ class PlanRequest(_Request):
                 raise SettingError("sweep", "{} needs a MODEL and a --gpu")
             if self.max_context or self.max_batch:
                 raise SettingError("sweep", "{} draws every value; drop --max-context / --max-batch")
+            if "," in self.gpu:
+                raise SettingError("sweep", "{} charts one GPU kind", "give --gpu NxGPU, not a mix")
             if self.plot is not None and self.plot.suffix.lower() != ".svg":
                 raise SettingError("plot", "{} writes SVG: give a file name ending in .svg")
         return self
@@ -131,6 +184,12 @@ class PlanRequest(_Request):
         for name in unread:
             if name in given and getattr(self, name) not in (None, False):
                 raise SettingError(name, f"{{}} does not apply to {what}", "drop it")
+        if self.model is None:  # the fit table picks precision, format, runtime and context per row itself
+            w = self.workload
+            other = next((f for f in sorted(w.model_fields_set) if f not in FIT_TABLE_FIELDS and w.given(f)), None)
+            if other is not None:
+                raise SettingError(other, f"{{}} does not apply to {what}: it compares every precision and "
+                                   "runtime itself", "name a MODEL to plan with it; the fit table reads --batch")
 
 
 class GpusRequest(_Request):

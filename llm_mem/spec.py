@@ -145,6 +145,13 @@ class ModelSpec(_Frozen):
 
     # attention layout
     mla: MlaSpec | None = None
+    # the last N layers reuse the K and V of an earlier layer of their kind: no k/v projections and no cache of
+    # their own (Gemma-3n's num_kv_shared_layers: transformers 5.24 Gemma3nTextAttention, vLLM 0.34 KV sharing,
+    # llama.cpp n_layer_kv_from_start)
+    kv_shared_layers: int = 0
+    # DeepSeek-V3.2's lightning indexer: one key of this width per token per layer, cached beside the MLA latent
+    # (transformers 5.24 cache_utils.py DynamicIndexedLayer.indexer_keys; vLLM 0.34 DeepseekV32IndexerCache)
+    indexer_head_dim: int = 0
     layer_types: tuple[LayerKind, ...]
     sliding_window: int | None = None
     alibi: bool = False
@@ -157,10 +164,19 @@ class ModelSpec(_Frozen):
     # roles "vision" and "mmproj" (llm_mem.sources.roles); their weights count, they hold no KV
     multimodal: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
     image_tokens: int | None = None  # context tokens one image adds (the largest image, where it varies)
+    # tensors outside the pattern the fields above describe, as transformers 5.24 builds them: (layer, name,
+    # role, shape), layer -1 for a model-level one (BERT's token-type table and LM-head transform, a head bias,
+    # Zamba's shared attention block), filled by the family modules (llm_mem/sources/encoders.py, classic.py,
+    # hybrid.py)
+    extra: tuple[tuple[int, str, str, tuple[int, ...]], ...] = ()
+    # a bidirectional encoder (BERT, RoBERTa...): every pass reads the whole input and nothing is kept between
+    # passes, so inference holds no KV cache (vLLM 0.34 runs them with encoder-only attention, no KV pages)
+    encoder: bool = False
     # a model type without a native layout: the parameters transformers built on the meta device as
     # (name, shape, copies), and the line that says so (llm_mem.sources.meta_count); empty when native
     counted: tuple[tuple[str, tuple[int, ...], int], ...] = ()
     counted_by: str | None = None
+    from_headers: bool = False  # the inventory is the checkpoint's safetensors headers (weights: their bytes)
     quantization: QuantConfig | None = None
     hidden_act: str | None = None
     attention_dropout: float = 0.0
@@ -194,6 +210,13 @@ class ModelSpec(_Frozen):
         return cached
 
     @property
+    def kv_layers(self) -> tuple[bool, ...]:
+        """Per layer, whether it keeps a KV cache of its own: not a linear-attention / state-space layer, not
+        one that reuses an earlier layer's K and V (kv_shared_layers), not an encoder."""
+        own = self.num_layers - self.kv_shared_layers
+        return tuple(k != "linear" and i < own and not self.encoder for i, k in enumerate(self.layer_types))
+
+    @property
     def is_moe(self) -> bool:
         """True when at least one layer routes tokens to experts."""
         return self.moe is not None and any(self.moe.moe_layers)
@@ -213,9 +236,12 @@ def spec_problem(s: ModelSpec) -> str | None:
         if opt is not None and opt < 1:
             return f"{name} is {opt}; it must be positive or absent"
     for name, count in (("norms_per_layer", s.norms_per_layer), ("position_embeddings", s.position_embeddings),
-                        ("mtp_layers", s.mtp_layers)):
+                        ("mtp_layers", s.mtp_layers), ("indexer_head_dim", s.indexer_head_dim),
+                        ("kv_shared_layers", s.kv_shared_layers)):
         if count < 0:
             return f"{name} is {count}; it must not be negative"
+    if s.kv_shared_layers >= s.num_layers:
+        return f"{s.kv_shared_layers} KV-sharing layers of {s.num_layers}: none would produce the cache"
     if s.num_kv_heads > s.num_heads:
         return f"{s.num_kv_heads} KV heads for {s.num_heads} attention heads"
     if len(s.layer_types) != s.num_layers:
@@ -237,6 +263,8 @@ def spec_problem(s: ModelSpec) -> str | None:
             return "MLA ranks and the value head width must be positive"
         if a.qk_nope_head_dim < 0 or a.qk_rope_head_dim < 0 or a.qk_nope_head_dim + a.qk_rope_head_dim < 1:
             return "MLA query/key head widths must add up to a positive width"
+    if any(layer >= s.num_layers or any(d < 1 for d in shape) for layer, _, _, shape in s.extra):
+        return "an extra tensor's layer or shape is out of range"
     if s.mixers is not None and not len(s.mixers.kinds) == len(s.mixers.mlp) == s.num_layers:
         return f"{len(s.mixers.kinds)} mixer kinds and {len(s.mixers.mlp)} MLP flags for {s.num_layers} layers"
     return None
@@ -251,6 +279,7 @@ class StoredTensor(_Frozen):
     dtype: str  # safetensors dtype (BF16, F8_E4M3, I32...) or ggml type (Q4_K, MXFP4, F32...)
     numel: int
     nbytes: int
+    shape: tuple[int, ...] = ()  # logical shape as stored (safetensors); () where the source gives none
 
 
 class Checkpoint(_Frozen):

@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llm_mem.choices import (
     LLAMACPP_KV,
+    RL_MODES,
     VLLM_KV,
     Attention,
     FlashAttn,
+    Fsdp,
     KvDtype,
     Logits,
     MixedPrecision,
@@ -31,6 +33,7 @@ from llm_mem.choices import (
     Optimizer,
     Precision,
     Runtime,
+    Trainer,
     TrainMode,
 )
 from llm_mem.errors import CombinationError, SettingError, UsageError, flag_of, quote
@@ -88,6 +91,16 @@ _NULLABLE_CHANGES = frozenset({"precision", "quant", "train", "gpu_memory_utiliz
 # The flags that only make sense with --train.
 TRAINING_FIELDS = ("lora_rank", "lora_targets", "lora_dropout", "optimizer", "mixed_precision", "grad_checkpointing",
                    "zero", "gpus", "offload")
+# ---- training frameworks' memory features (issue 17): --trainer and its switches, training only ----
+# None = what the --trainer preset sets (llm_mem.estimate_training TRAINER_PRESETS), or off without one.
+FRAMEWORK_FIELDS = ("trainer", "fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing",
+                    "torch_compile")
+# ---- FSDP2 and RL post-training: flags that only make sense with --train (Workload._check_fsdp_rl) ----
+FSDP_RL_FIELDS = ("fsdp", "fsdp_shard_size", "fsdp_offload", "num_generations", "beta",
+                  "rollout_gpu_memory_utilization")
+# HSDP's default shard group: the GPUs of one node, 8 on HGX/DGX baseboards (gpu_catalog.yaml node_size; the
+# intra-node group torch's fully_shard docstring suggests, torch.cuda.device_count()).
+FSDP_GPUS_PER_NODE = 8
 # The flags that only make sense with --train lora|qlora.
 LORA_FIELDS = ("lora_rank", "lora_targets", "lora_dropout")
 
@@ -116,6 +129,21 @@ class Workload(BaseModel):
     zero: int = Field(default=0, ge=0, le=3)
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)
     offload: Offload = Offload.none
+    # ---- training frameworks' memory features (FRAMEWORK_FIELDS; None: the --trainer preset's, else off) ----
+    trainer: Trainer | None = None  # the framework whose default recipe sets the switches below
+    fused_ce: bool | None = None  # fused linear cross-entropy (Liger, Unsloth, TRL chunked_nll): a chunk of logits
+    chunked_ce: bool | None = None  # torchtune's chunked cross-entropy, 8 chunks of tokens
+    activation_offloading: bool | None = None  # saved activations in host RAM, one layer's worth on the GPU
+    optimizer_in_bwd: bool | None = None  # torchtune optimizer_in_bwd: each gradient freed after its step
+    packing: bool | None = None  # sequences packed to the context: no padding (stated, bytes per token unchanged)
+    torch_compile: bool | None = None  # torch.compile (stated; its memory effect is not modelled)
+    # ---- FSDP2 and RL post-training (FSDP_RL_FIELDS; llm_mem.estimators.fsdp / rl; _check_fsdp_rl) ----
+    fsdp: Fsdp | None = None  # None: no FSDP (plain data parallel, or --zero)
+    fsdp_shard_size: int | None = Field(default=None, ge=1, le=MAX_GPUS)  # hybrid: GPUs per shard group
+    fsdp_offload: bool = False  # CPUOffloadPolicy: sharded params, grads and optimizer states on the CPU
+    num_generations: int | None = Field(default=None, ge=2, le=MAX_BATCH)  # GRPO completions per prompt
+    beta: float | None = Field(default=None, ge=0, le=1e6)  # KL coefficient; 0 drops the reference model
+    rollout_gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)  # colocated vLLM's share
     # ---- parallel layout (vLLM's flag names; llm_mem.layout) ----
     tensor_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
     pipeline_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
@@ -234,7 +262,7 @@ class Workload(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Workload:
         if self.train is None:
-            for f in TRAINING_FIELDS:
+            for f in TRAINING_FIELDS + FRAMEWORK_FIELDS:
                 if self.given(f):
                     if f == "gpus":
                         raise CombinationError(f, "data-parallel GPUs apply to training",
@@ -298,6 +326,56 @@ class Workload(BaseModel):
         if self.ubatch_size is not None and self.batch_size is not None and self.ubatch_size > self.batch_size:
             raise CombinationError("ubatch_size", "{} is larger than --batch-size (llama.cpp clamps it)",
                                    "llama.cpp's physical batch is at most its logical batch")
+
+    # ---- FSDP2 and RL post-training: their own rules, kept apart from the ZeRO / LoRA ones above ----
+    @model_validator(mode="after")
+    def _check_fsdp_rl(self) -> Workload:
+        if self.train is None:
+            for f in FSDP_RL_FIELDS:
+                if self.given(f):
+                    raise CombinationError(f, "{}: training settings apply to training only",
+                                           "add --train full|lora|qlora|grpo|dpo|ppo, or drop it")
+            return self
+        if self.fsdp is not None:
+            if self.zero:
+                raise CombinationError("fsdp", "{} and --zero are two ways to shard the same states",
+                                       "pick one: --fsdp full|hybrid (PyTorch FSDP2) or --zero 1-3 (DeepSpeed)")
+            if self.offload is not Offload.none:
+                raise CombinationError("offload", "{} is DeepSpeed ZeRO-Offload", "with FSDP use --fsdp-offload")
+            if self.fsdp is Fsdp.hybrid and self.gpus % self.shard_group:
+                raise CombinationError("fsdp_shard_size", f"{{}} {self.shard_group} does not divide --gpus "
+                                       f"{self.gpus}", "HSDP's 2-D mesh is (replicas, shard size)")
+        else:
+            for f in ("fsdp_shard_size", "fsdp_offload"):
+                if self.given(f):
+                    raise CombinationError(f, "{} applies to FSDP", "add --fsdp full|hybrid")
+        if self.given("fsdp_shard_size") and self.fsdp is not Fsdp.hybrid:
+            raise CombinationError("fsdp_shard_size", "{} sizes HSDP's shard groups",
+                                   "use --fsdp hybrid; full sharding spans every --gpus")
+        rl = self.train in RL_MODES
+        online = self.train in (TrainMode.grpo, TrainMode.ppo)
+        for f, ok, what in (("num_generations", self.train is TrainMode.grpo, "GRPO"),
+                            ("beta", rl, "RL post-training (grpo, dpo, ppo)"),
+                            ("rollout_gpu_memory_utilization", online, "online RL with a rollout engine (grpo, ppo)")):
+            if self.given(f) and not ok:
+                raise CombinationError(f, f"{{}} applies to {what}", f"drop it, or change --train {self.train}")
+        if rl:
+            if self.quant or self.precision in (Precision.fp8, Precision.int8, Precision.int4):
+                raise CombinationError("quant" if self.quant else "precision", f"--train {self.train} trains every "
+                                       "weight of the policy; a quantized base cannot be trained",
+                                       "use bf16 or fp32 weights")
+            for f in LORA_FIELDS:
+                if self.given(f):
+                    raise CombinationError(f, f"{{}}: --train {self.train} is modelled as full-parameter training",
+                                           "drop the LoRA settings")
+        return self
+
+    @property
+    def shard_group(self) -> int:
+        """GPUs one FSDP shard group spans: every GPU (full), --fsdp-shard-size or GPUs per node (hybrid)."""
+        if self.fsdp is Fsdp.hybrid:
+            return self.fsdp_shard_size or min(self.gpus, FSDP_GPUS_PER_NODE)
+        return self.gpus
 
     def replace(self, **changes: Any) -> Workload:
         """A copy with ``changes`` applied and validated (model_copy would skip validation, leaving raw

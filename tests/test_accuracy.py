@@ -42,3 +42,26 @@ def test_every_case_is_copied_or_skipped_with_a_reason(bench):
     assert not (set(cases) - used), "a copied case is not compared"
     assert not (used & set(bench.SKIPPED)), "a case is both compared and skipped"
     assert all(bench.SKIPPED.values())
+
+
+# ---- training peaks (issue 17): each case's command states its recipe (--trainer presets, LitGPT's no-AC) ----
+@pytest.fixture(scope="module")
+def training(bench):
+    return bench.evaluate(components=("peak_training", "fit"))
+
+
+def test_training_peaks_stay_where_the_recipes_put_them(training):
+    # committed level (benchmarks/accuracy/RESULTS.md): median 7.2% over 14 published peaks (8.2% before); the cases still
+    # above 15% say why in their notes (pre-0.44 bitsandbytes, an init-time reserved peak, an unstated config)
+    errs = {r.id: r.error_pct for r in training if r.component == "peak_training"}
+    assert len(errs) >= 14
+    median = statistics.median(abs(e) for e in errs.values())
+    assert median < 8.0, f"peak_training median |error| {median:.2f}%"
+    off = {cid for cid, e in errs.items() if abs(e) > 15}
+    notes = {r.id: r.note for r in training}
+    assert all("OFF" in notes[cid] for cid in off), f"cases above 15% without an OFF note: {sorted(off)}"
+
+
+def test_fit_boundaries_are_classified(training):
+    fits = [r for r in training if r.component == "fit"]
+    assert fits and all(r.fits_pred == r.fits_meas for r in fits), [(r.id, r.detail) for r in fits]

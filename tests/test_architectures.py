@@ -68,6 +68,149 @@ def test_native_families_cover_the_hybrids_and_vision_towers_users_run():
     assert len(NATIVE) >= 69
 
 
+# issue 16 item 3: encoders and embedding models, Zamba, and the families users run that were refused
+NATIVE_SINCE_16_3 = {
+    "causal": ("bert", "roberta", "xlm-roberta", "camembert", "electra", "data2vec-text", "xmod", "modernbert-decoder",
+               "zamba", "zamba2", "llama4_text", "llama4", "deepseek_v32", "minimax", "kimi_linear", "phi",
+               "gpt_bigcode", "gptj", "codegen", "mpt", "gemma3n_text"),
+    "image-text-to-text": ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "llama4"),
+}
+
+
+@pytest.mark.parametrize("kind,model_type", [(k, m) for k, ms in NATIVE_SINCE_16_3.items() for m in ms])
+def test_issue_16_families_are_native_and_exact(kind, model_type, no_transformers):
+    case = _case(kind, model_type)
+    assert is_native(case["config"])
+    spec = parse_config(copy.deepcopy(case["config"]))
+    assert spec.counted_by is None and count_parameters(spec).total == case["total"]
+
+
+def test_native_count_after_issue_16():
+    assert len(NATIVE) >= 95
+
+
+def _spec(model_type: str, kind: str = "causal", **changes):
+    return parse_config({**copy.deepcopy(_case(kind, model_type)["config"]), **changes})
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "electra", "xmod"])
+def test_encoders_keep_no_kv_cache(model_type, no_transformers):
+    # a bidirectional encoder reads the whole input each pass and caches nothing (vLLM 0.34 encoder-only
+    # attention allocates no KV pages; llama.cpp creates no memory for BERT-type models)
+    spec = _spec(model_type)
+    assert spec.encoder
+    kv = kv_cache(spec, full_context_tokens(spec, 512), 8, "bf16")
+    assert (kv.total, kv.per_token_full, kv.per_1k_tokens) == (0, 0, 0)
+    assert kv.note is not None and "no KV cache" in kv.note
+
+
+def test_encoder_used_as_a_decoder_keeps_kv(no_transformers):
+    # is_decoder: BertLMHeadModel attends causally and caches K and V: 12 layers x (768 + 768) x 2 B per token
+    spec = _spec("bert", is_decoder=True)
+    assert not spec.encoder
+    assert kv_cache(spec, full_context_tokens(spec, 512), 1, "bf16").total == 12 * 2 * 768 * 2 * 512
+
+
+@pytest.mark.parametrize("runtime", ["vllm", "llamacpp", "transformers"])
+def test_encoder_estimate_states_no_kv(tmp_path, runtime, no_transformers):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_case("causal", "bert")["config"]))
+    r = runner.invoke(app, ["estimate", str(path), "--runtime", runtime, "--gpu", "h100", "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert next(c for c in report["components"] if c["name"] == "kv_cache")["bytes"] == 0
+    assert report["kv_cache"]["bytes_per_token"] == 0
+    assert any("encoder-only" in n and "no KV cache" in n for n in report["notes"])
+
+
+def test_modernbert_decoder_is_a_decoder(no_transformers):
+    # ModernBERT-decoder is causal: it keeps K and V (22 layers, 12 heads x 64 x 2, 2 B) and slides on 2 of 3
+    spec = _spec("modernbert-decoder")
+    assert not spec.encoder and spec.sliding_window == 64
+    assert kv_cache(spec, full_context_tokens(spec, 8), 1, "bf16").total == 22 * 2 * 768 * 2 * 8
+
+
+@pytest.mark.parametrize("model_type,hybrid,kv_width,ssm_state", [
+    # ZambaConfig: 13 hybrid layers of 16 KV heads x 464 (attention_hidden_size 7424 / 16 heads); 76 Mamba
+    # layers of d_inner 7424 (2 x 3712), conv 4, d_state 16
+    ("zamba", 13, 16 * 464, 7424 * 4 + 7424 * 16),
+    # Zamba2Config: 9 hybrid layers of 32 KV heads x 160 (2 x 2560 / 32); 54 Mamba-2 layers of d_inner 5120,
+    # conv channels 5120 + 2 x 64 (one group of B and C), conv 4, d_state 64
+    ("zamba2", 9, 32 * 160, (5120 + 2 * 64) * 4 + 5120 * 64),
+])
+def test_zamba_kv_is_shared_attention_tokens_plus_state(model_type, hybrid, kv_width, ssm_state, no_transformers):
+    spec = _spec(model_type)
+    layers = spec.num_layers
+    kv = kv_cache(spec, full_context_tokens(spec, 4096), 2, "bf16")
+    # each hybrid layer keeps its own K and V (the block's weights are shared, its cache is not)
+    assert kv.total == hybrid * 2 * kv_width * 2 * 4096 * 2 + layers * ssm_state * 2 * 2
+
+
+def test_minimax_lightning_state_and_kimi_delta_state(no_transformers):
+    # MiniMax: 16 attention layers of 8 KV heads x 128; 16 lightning layers of 32 heads x 128 x 128 state
+    spec = _spec("minimax")
+    assert kv_cache(spec, full_context_tokens(spec, 1024), 1, "bf16").total == \
+        16 * 2 * 8 * 128 * 2 * 1024 + 16 * 32 * 128 * 128 * 2
+    # Kimi Linear: 6 MLA layers (latent 512 + rope 64); 21 KDA layers of conv (3 x 32 x 128 channels, 4 taps)
+    # plus 32 heads x 128 x 128 state
+    spec = _spec("kimi_linear")
+    assert kv_cache(spec, full_context_tokens(spec, 1024), 1, "bf16").total == \
+        6 * 576 * 2 * 1024 + 21 * (3 * 32 * 128 * 4 + 32 * 128 * 128) * 2
+
+
+def test_deepseek_v32_indexer_keys_are_in_the_kv_cache(tmp_path, no_transformers):
+    spec = _spec("deepseek_v32")
+    assert spec.indexer_head_dim == 128
+    # transformers keeps the MLA latent (512 + 64) and the indexer key (128) per token per layer, bf16
+    assert kv_cache(spec, full_context_tokens(spec, 4096), 1, "bf16").total == 61 * (576 + 128) * 2 * 4096
+    # vLLM: the latent in the KV dtype, the indexer key as 128 fp8 bytes + one fp32 scale per 128 (132 B)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_case("causal", "deepseek_v32")["config"]))
+    r = runner.invoke(app, ["estimate", str(path), "--runtime", "vllm", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["kv_cache"]["bytes_per_token"] == 61 * (576 * 2 + 132)
+
+
+def test_gemma3n_kv_shared_layers_keep_no_cache(tmp_path, no_transformers):
+    # Gemma3nTextConfig: 35 layers, the last 15 reuse K and V of earlier ones (no k/v projections, no cache);
+    # the first 20 keep 2 KV heads x 256 for K and for V (bf16)
+    spec = _spec("gemma3n_text")
+    assert spec.kv_shared_layers == 15 and sum(spec.kv_layers) == 20
+    assert kv_cache(spec, full_context_tokens(spec, 4096), 1, "bf16").total == 20 * 2 * 2 * 256 * 2 * 4096
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_case("causal", "gemma3n_text")["config"]))
+    r = runner.invoke(app, ["estimate", str(path), "--runtime", "vllm", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["kv_cache"]["bytes_per_token"] == 20 * 2 * 2 * 256 * 2
+
+
+def test_malformed_family_field_is_one_line(tmp_path, no_transformers):
+    # a family field the common validator does not know (Jamba's mamba_d_state) with a string in it
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**_case("causal", "jamba")["config"], "mamba_d_state": "abc"}))
+    r = runner.invoke(app, ["estimate", str(path)])
+    assert r.exit_code == 2
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "jamba" in lines[0]
+
+
+def test_flat_qwen2_vl_config_counts_its_tower(no_transformers):
+    # Qwen2-VL-7B-Instruct's config.json keeps the text fields at the top level (Qwen2VLConfig.__post_init__
+    # builds text_config from them): 8,291,375,616 parameters (transformers 5.24 on the meta device), of which
+    # the vision tower and merger are 675,759,104
+    cfg = {"architectures": ["Qwen2VLForConditionalGeneration"], "hidden_size": 3584, "intermediate_size": 18944,
+           "max_position_embeddings": 32768, "max_window_layers": 28, "model_type": "qwen2_vl",
+           "num_attention_heads": 28, "num_hidden_layers": 28, "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+           "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+           "use_sliding_window": False, "vocab_size": 152064,
+           "vision_config": {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3,
+                             "hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14,
+                             "temporal_patch_size": 2},
+           "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}}
+    c = count_parameters(parse_config(cfg))
+    assert (c.total, c.multimodal) == (8_291_375_616, 675_759_104)
+
+
 @pytest.mark.parametrize("case", NATIVE, ids=_id)
 def test_native_layout_is_exact_without_transformers(case, no_transformers):
     spec = parse_config(copy.deepcopy(case["config"]))

@@ -138,3 +138,26 @@ def test_catalog_alias_bomb_error_is_one_short_line(tmp_path):
     assert r.exit_code == 2
     assert "field 'aliases'" in r.output
     assert len(r.output) < 1100 and len(r.output.strip().splitlines()) == 1
+
+
+# ---- training frameworks' presets (issue 17) ------------------------------------------------------------
+@pytest.mark.parametrize("args,needle", [
+    (("--trainer", "torchtune"), "--trainer"),
+    (("--fused-ce",), "--fused-ce"),
+    (("--train", "lora", "--trainer", "megatron"), "unknown trainer"),
+])
+def test_trainer_flags_without_training_are_one_line_exit_2(args, needle):
+    r = run("estimate", "meta-llama/Llama-3.1-8B", *args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_trainer_preset_in_json_workload_and_notes():
+    r = run("estimate", "meta-llama/Llama-3.1-8B", "--train", "lora", "--trainer", "unsloth", "--seq", "2048",
+            "--no-activation-offloading", "--json")
+    assert r.exit_code == 0, r.output
+    w = json.loads(r.stdout)["workload"]
+    assert (w["trainer"], w["fused_ce"], w["grad_checkpointing"], w["activation_offloading"]) == (
+        "unsloth", True, True, False)
+    assert "unsloth preset" in r.stderr

@@ -109,3 +109,20 @@ def test_oversized_config_refused(fake_hub):
 def test_bundled_models_never_touch_the_hub(fake_hub):
     r = _estimate("meta-llama/Llama-3.1-8B", "--json")
     assert r.exit_code == 0 and fake_hub.requests == []
+
+
+def test_unknown_architecture_on_the_hub_is_exact_from_its_headers(fake_hub, monkeypatch):
+    from llm_mem.sources import meta_count
+
+    monkeypatch.setattr(meta_count, "available", lambda: False)  # no transformers: the headers alone decide
+    tensors = {"model.embed_tokens.weight": ("BF16", [1000, 256]), "lm_head.weight": ("BF16", [1000, 256]),
+               "model.norm.weight": ("F32", [256]), "model.layers.0.mixer.w.weight": ("BF16", [256, 256]),
+               "model.layers.1.mixer.w.weight": ("BF16", [256, 256])}
+    cfg = {**CFG, "model_type": "zzbar", "architectures": ["ZzBarForCausalLM"], "num_hidden_layers": 2}
+    fake_hub.add_repo("acme/zz", {"config.json": json.dumps(cfg).encode(), "model.safetensors": make_safetensors(tensors)})
+    r = _estimate("acme/zz", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["parameters"]["total"] == 2 * 1000 * 256 + 256 + 2 * 256 * 256
+    assert d["weights"]["bytes"] == d["weights"]["checkpoint_bytes"] == 2 * (2 * 1000 * 256 + 2 * 256 * 256) + 4 * 256
+    assert fake_hub.gets_without_range() == []

@@ -208,3 +208,37 @@ def test_quantized_suffixes_keep_their_module_role(tmp_path):
                      "model.layers.0.mlp.experts.3.up_proj.weight": "expert_up", "model.layers.0.mlp.gate.weight": "router",
                      "model.vision_tower.blocks.0.attn.qkv.weight": "vision",
                      "model.multi_modal_projector.linear_1.weight": "mmproj"}
+
+
+def _unknown_arch(tmp_path: Path, tensors: dict[str, tuple[str, list[int]]]) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps({**CFG, "model_type": "zzfoo", "architectures": ["ZzForCausalLM"]}))
+    (tmp_path / "model.safetensors").write_bytes(make_safetensors(tensors))
+    return tmp_path
+
+
+def test_unknown_architecture_is_exact_from_its_headers_without_transformers(tmp_path, monkeypatch):
+    from llm_mem.estimate import estimate
+    from llm_mem.sources import meta_count
+    from llm_mem.workload import Workload
+
+    monkeypatch.setattr(meta_count, "available", lambda: False)  # as without the verify extra
+    t = _tensors()
+    m = resolve_model(str(_unknown_arch(tmp_path, t)))
+    assert m.spec.model_type == "zzfoo" and not m.spec.known and "safetensors headers" in (m.spec.counted_by or "")
+    r = estimate(m, Workload())
+    # every tensor the headers list, the unknown "mystery" ones too: the parameter total is their element sum
+    assert r.parameters.total == sum(_numel(s) for _, s in t.values())
+    assert r.weights.bytes == _bytes(t) == m.checkpoint.total_bytes
+    # KV from the config's standard fields: 2 layers x 2 KV heads x 16 dims x (K, V) x 2 bytes
+    assert r.kv_cache.bytes_per_token == 2 * 2 * 16 * 2 * 2
+    assert any("read from the safetensors headers" in w for w in r.warnings)
+
+
+def test_unknown_architecture_with_packed_weights_is_refused_without_transformers(tmp_path, monkeypatch):
+    from llm_mem.errors import ConfigError
+    from llm_mem.sources import meta_count
+
+    monkeypatch.setattr(meta_count, "available", lambda: False)
+    t = {**_tensors(), "model.layers.0.mlp.gate_proj.qweight": ("I32", [8, 128])}  # GPTQ-packed: 8 nf4 per int32
+    with pytest.raises(ConfigError, match="unknown architecture 'zzfoo'"):
+        resolve_model(str(_unknown_arch(tmp_path, t)))

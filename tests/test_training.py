@@ -136,3 +136,133 @@ def test_nonsense_combinations(w, msg):
 def test_zero3_on_one_gpu_is_a_warning():
     r = estimate(M8B, Workload(train="full", zero=3, gpus=1, context=512))
     assert any("partitions nothing" in w for w in r.warnings)
+
+
+# ---- the training frameworks' memory features: --trainer presets and switches (issue 17) ---------------
+V8B, H8B = 128_256, 4096
+
+
+def test_fused_ce_replaces_the_fp32_logits_by_one_liger_chunk():
+    T = 2 * 2048
+    base = estimate(M8B, Workload(train="lora", context=2048, batch=2))
+    fused = estimate(M8B, Workload(train="lora", context=2048, batch=2, fused_ce=True))
+    # the standard loss: bf16 logits + fp32 log-softmax + two fp32 gradients = 14 bytes per logit
+    assert base.component("logits") == T * V8B * 14
+    # Liger: next_power_of_2(ceil(4096 / ceil(128256 / 4096))) = 128 tokens of bf16 logits + the bf16 grad_input
+    chunk = 128
+    assert fused.component("logits") == chunk * V8B * 2 + T * H8B * 2
+    removed = base.component("logits") - fused.component("logits")
+    assert removed == T * V8B * 14 - chunk * V8B * 2 - T * H8B * 2
+    for name in ("weights", "activations", "gradients", "optimizer_states"):
+        assert fused.component(name) == base.component(name)
+
+
+def test_chunked_ce_keeps_fp32_log_softmax_and_one_chunks_backward():
+    T = 2048
+    r = estimate(M8B, Workload(train="lora", context=2048, chunked_ce=True))
+    assert r.component("logits") == T * V8B * 4 + (T // 8) * V8B * 8 + T * H8B * 2
+
+
+def test_torchtune_without_chunked_ce_frees_the_bf16_logits():
+    r = estimate(M8B, Workload(train="lora", context=2048, trainer="torchtune", chunked_ce=False))
+    assert r.component("logits") == 2048 * V8B * 12  # fp32 log-softmax + two fp32 gradients
+
+
+def test_trl_fused_loss_is_one_checkpointed_256_token_chunk():
+    T = 4096
+    r = estimate(M8B, Workload(train="lora", context=4096, trainer="trl"))
+    # 16 bytes per chunk logit (benchmarks/loss_memory), the fp32 head copy, sorted hidden states + gradient
+    assert r.component("logits") == 256 * V8B * 16 + V8B * H8B * 4 + 2 * T * H8B * 2
+
+
+def test_optimizer_in_backward_keeps_only_the_largest_gradient():
+    r = estimate(M8B, Workload(train="full", context=512, optimizer_in_bwd=True))
+    # the embedding (and the untied lm_head) is Llama-3.1-8B's largest parameter: 128256 x 4096, bf16 gradient
+    assert r.component("gradients") == V8B * H8B * 2
+    assert any("largest parameter" in c.note for c in r.components if c.name == "gradients")
+    lora = estimate(M8B, Workload(train="lora", context=512, optimizer_in_bwd=True))
+    # PEFT's default targets for Llama (q_proj, v_proj): the largest adapter matrix is r x 4096, fp32
+    assert lora.component("gradients") == 8 * 4096 * 4
+    mlp = estimate(M8B, Workload(train="lora", context=512, optimizer_in_bwd=True, lora_targets="gate_proj,down_proj"))
+    assert mlp.component("gradients") == 8 * 14336 * 4  # gate_proj's lora_B / down_proj's lora_A: 14336 x r
+
+
+def test_activation_offloading_moves_all_but_one_layer_to_host():
+    w = dict(train="lora", context=2048, batch=2, grad_checkpointing=True)
+    on = estimate(M8B, Workload(**w, activation_offloading=True))
+    off = estimate(M8B, Workload(**w))
+    per_layer = 2 * 2048 * H8B * 2  # one checkpointed layer input
+    layers = 32 * per_layer
+    assert on.host_bytes == layers - per_layer
+    assert off.component("activations") - on.component("activations") == layers - per_layer
+    assert off.host_bytes == 0
+
+
+def test_paged_32bit_states_are_fp32():
+    r = estimate(M8B, Workload(train="full", precision="bf16", mixed_precision="none", context=512,
+                               optimizer="paged-adamw-32bit"))
+    assert r.component("optimizer_states") == 8 * P
+    assert any("spill to host" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("trainer,stated", [
+    ("torchtune", ["activation checkpointing on", "chunked cross-entropy (8 chunks) on", "activation offloading off",
+                   "torch.compile off", "bd2a0fc7c", "--no-chunked-ce turns it off"]),
+    ("trl", ["activation checkpointing on", "fused linear cross-entropy on", "f2cd577"]),
+    ("unsloth", ["activation checkpointing on", "activation offloading on", "fused linear cross-entropy on"]),
+    ("axolotl", ["activation checkpointing off", "fused linear cross-entropy off", "0.18.0"]),
+    ("hf", ["fused linear cross-entropy off", "transformers 5.24"]),
+])
+def test_presets_state_every_default_in_notes(trainer, stated):
+    r = estimate(M8B, Workload(train="qlora", context=512, trainer=trainer))
+    note = next(n for n in r.notes if n.startswith(f"{trainer} preset"))
+    for s in stated:
+        assert s in note
+
+
+def test_torchtune_full_preset_and_explicit_flags_win():
+    r = estimate(M8B, Workload(train="full", context=512, trainer="torchtune"))
+    w = r.workload
+    assert (w.optimizer, w.mixed_precision, w.optimizer_in_bwd, w.chunked_ce, w.grad_checkpointing) == (
+        "paged-adamw-8bit", "none", True, True, True)
+    assert "master_weights" not in {c.name for c in r.components}
+    o = estimate(M8B, Workload(train="full", context=512, trainer="torchtune", optimizer="adamw",
+                               optimizer_in_bwd=False, grad_checkpointing=False))
+    assert (o.workload.optimizer, o.workload.optimizer_in_bwd, o.workload.grad_checkpointing) == ("adamw", False, False)
+    assert o.component("gradients") == 2 * P
+
+
+def test_torchtune_lora_adapters_are_bf16():
+    pt = estimate(M8B, Workload(train="lora", context=512))
+    tt = estimate(M8B, Workload(train="lora", context=512, trainer="torchtune"))
+    assert tt.component("lora_adapters") * 2 == pt.component("lora_adapters")
+    assert tt.component("gradients") * 2 == pt.component("gradients")
+
+
+def test_axolotl_leaves_qlora_checkpointing_off():
+    assert estimate(M8B, Workload(train="qlora", context=512)).workload.grad_checkpointing is True
+    assert estimate(M8B, Workload(train="qlora", context=512, trainer="axolotl")).workload.grad_checkpointing is False
+
+
+@pytest.mark.parametrize("w,msg", [
+    (dict(trainer="torchtune"), "apply to training"),
+    (dict(fused_ce=True), "apply to training"),
+    (dict(train="full", zero=2, gpus=2, optimizer_in_bwd=True), "optimizer-in-bwd"),
+])
+def test_framework_flags_refused_where_they_mean_nothing(w, msg):
+    with pytest.raises(UsageError, match=msg):
+        estimate(M8B, Workload(context=512, **w))
+
+
+def test_loss_closed_forms_match_the_committed_loss_measurements():
+    import json
+    from pathlib import Path
+
+    from llm_mem.estimators.training import ce_logits_bytes
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "loss_memory" / "results.json").read_text())
+    kinds = {"hf": "standard", "torchtune-ce": "upcast", "torchtune-linear-ce": "chunked", "trl-chunked-nll": "trl"}
+    assert {r["loss"] for r in data["rows"]} == set(kinds)
+    for r in data["rows"]:
+        ours = ce_logits_bytes(kinds[r["loss"]], r["tokens"], r["vocab"], r["hidden"], 2)
+        assert abs(ours - r["measured_peak_bytes"]) <= 0.015 * r["measured_peak_bytes"], r

@@ -132,6 +132,17 @@ L2_13B_CHAT = "meta-llama/Llama-2-13b-chat-hf"
 QV = ("q_proj", "v_proj")
 ALL7 = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NO_K = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# LitGPT's finetune/lora.py on one device (8641822, Oct 2023, and 2685705 today): no activation checkpointing
+# (FSDPStrategy's activation_checkpointing_policy only with devices > 1), lm_head in 128-token chunks with a
+# chunked cross-entropy on bf16 logits (lit_gpt/utils.py chunked_cross_entropy).
+LITGPT_RECIPE = "LitGPT single-device LoRA: no activation checkpointing (--no-grad-checkpointing)"
+# Why LitGPT's nf4 rows stay off: bitsandbytes up to 0.43.x keeps every quantized linear's input for backward
+# (autograd/_functions.py MatMul4Bit: ctx.tensors = (A, B); (None, B) from 0.44.0), which llm-mem (current
+# bitsandbytes) does not count; the same table's bf16 rows agree within 1.5-5%, and its nf4 rows hold 2.4 GB (7B)
+# and 3.8 GB (13B) more than bf16 minus the weight saving (tutorials/resource-tables.md: 21.30 -> 14.14 GB,
+# 38.12 -> 23.14 GB).
+LITGPT_NF4_OFF = ("OFF: LitGPT ran bitsandbytes <= 0.43 (0.41.1 in the resource table), whose MatMul4Bit keeps "
+                  "each quantized linear's input for backward (0.44 stopped); llm-mem sizes current bitsandbytes")
 
 
 def _gguf(model: str, recipe: str, note: str = "") -> Spec:
@@ -420,65 +431,94 @@ SPECS: dict[str, Spec] = {
     "qwen3-speedbench-qwen3-8b-fp8-fp8-in1": S("Qwen/Qwen3-8B", "peak_inference", "peak",
                                                "FP8 of the same architecture; 1 + 2048 tokens",
                                                workload={"quant": "fp8", "context": 2049, "attention": "flash"}),
-    # -- peak training
+    # -- peak training: each command states the recipe the run used (the framework's settings at that version)
     "bnb-blog-fit-llama7b-nf4-nogc-seq1024": S(
-        "huggyllama/llama-7b", "fit", "fit", "QLoRA, eager (transformers 4.30), LoRA per PEFT defaults (r8, q,v)",
+        "huggyllama/llama-7b", "fit", "fit",
+        "QLoRA without gradient checkpointing (the row's 'no GC'; --no-grad-checkpointing, since qlora now "
+        "defaults it on), eager (transformers 4.30), LoRA per PEFT defaults (r8, q,v)",
         gpu="T4", workload={"train": "qlora", "batch": 1, "context": 1024, "attention": "eager",
-                                   "lora_rank": 8, "lora_targets": QV}),
+                            "lora_rank": 8, "lora_targets": QV, "grad_checkpointing": False}),
     "bnb-blog-fit-llama7b-nf4-nogc-seq512": S(
-        "huggyllama/llama-7b", "fit", "fit", "QLoRA, eager (transformers 4.30), LoRA per PEFT defaults (r8, q,v)",
+        "huggyllama/llama-7b", "fit", "fit",
+        "QLoRA without gradient checkpointing (the row's 'no GC'), eager (transformers 4.30), LoRA r8 q,v",
         gpu="T4", workload={"train": "qlora", "batch": 1, "context": 512, "attention": "eager",
-                                   "lora_rank": 8, "lora_targets": QV}),
+                            "lora_rank": 8, "lora_targets": QV, "grad_checkpointing": False}),
     "litgpt-confighub-llama2-7b-qlora": S(
-        L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512",
-        workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV}),
+        L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512; " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
+        workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "litgpt-confighub-llama31-8b-lora": S(
-        L31_8B, "peak_training", "peak", "bf16-true, r32 q,v, seq <= 512",
-        workload={"train": "lora", "batch": 1, "context": 512, "lora_rank": 32, "lora_targets": QV}),
+        L31_8B, "peak_training", "peak", "bf16-true, r32 q,v, seq <= 512; " + LITGPT_RECIPE,
+        workload={"train": "lora", "batch": 1, "context": 512, "lora_rank": 32, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "litgpt-confighub-llama31-8b-qlora": S(
-        L31_8B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512",
-        workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV}),
+        L31_8B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512; " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
+        workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "litgpt-confighub-mistral-7b-v0.2-lora": S(
-        "mistralai/Mistral-7B-v0.1", "peak_training", "peak", "Mistral-7B-v0.2 = v0.1 shapes; bf16-true, r32 q,v",
-        workload={"train": "lora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV}),
+        "mistralai/Mistral-7B-v0.1", "peak_training", "peak",
+        "Mistral-7B-v0.2 = v0.1 shapes; bf16-true, r32 q,v; " + LITGPT_RECIPE,
+        workload={"train": "lora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "litgpt-llama2-13b-lora": S(
-        "meta-llama/Llama-2-13b-hf", "peak_training", "peak", "r8 q,v; seq = longest Alpaca sample ~1.0-1.3k (1152)",
-        workload={"train": "lora", "batch": 1, "context": 1152, "lora_rank": 8, "lora_targets": QV}),
+        "meta-llama/Llama-2-13b-hf", "peak_training", "peak",
+        "r8 q,v; seq = longest Alpaca sample ~1.0-1.3k (1152); " + LITGPT_RECIPE,
+        workload={"train": "lora", "batch": 1, "context": 1152, "lora_rank": 8, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "litgpt-llama2-7b-lora-nf4": S(
-        L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r8 q,v; seq ~1.0-1.3k (1152)",
-        workload={"train": "qlora", "batch": 1, "context": 1152, "lora_rank": 8, "lora_targets": QV}),
+        L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r8 q,v; seq ~1.0-1.3k (1152); " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
+        workload={"train": "qlora", "batch": 1, "context": 1152, "lora_rank": 8, "lora_targets": QV,
+                  "grad_checkpointing": False}),
     "peft-methodcomp-llama32-3b-full-ft": S(
-        "meta-llama/Llama-3.2-3B", "peak_training", "peak", "pure bf16 AdamW, peak reserved", measure="reserved",
-        workload={"train": "full", "precision": "bf16", "mixed_precision": "none", "batch": 4, "context": 768}),
+        "meta-llama/Llama-3.2-3B", "peak_training", "peak",
+        "pure bf16 AdamW, no checkpointing (the run's gradient_checkpointing: false), peak reserved; the "
+        "reserved peak also spans batched eval generation", measure="reserved",
+        workload={"train": "full", "precision": "bf16", "mixed_precision": "none", "batch": 4, "context": 768,
+                  "trainer": "hf", "grad_checkpointing": False}),
     "peft-methodcomp-llama32-3b-lora-r32-qv": S(
-        "meta-llama/Llama-3.2-3B", "peak_training", "peak", "r32 q,v, peak reserved", measure="reserved",
-        workload={"train": "lora", "batch": 4, "context": 768, "lora_rank": 32, "lora_targets": QV}),
+        "meta-llama/Llama-3.2-3B", "peak_training", "peak", "r32 q,v, no checkpointing, peak reserved",
+        measure="reserved", workload={"train": "lora", "batch": 4, "context": 768, "lora_rank": 32,
+                                      "lora_targets": QV, "trainer": "hf", "grad_checkpointing": False}),
     "torchtune-2024-llama2-7b-lora-4090": S(
-        L2_7B, "peak_training", "peak", "7B_lora_single_device: r8 q,v, activation checkpointing; measure not stated",
+        L2_7B, "peak_training", "peak",
+        "llama2/7B_lora_single_device @0217d44c2 (2024-05): --trainer torchtune (AC on, bf16 adapters) with "
+        "--no-chunked-ce (its loss was torch.nn.CrossEntropyLoss); r8 q,v; measure not stated",
         workload={"train": "lora", "batch": 4, "context": 2048, "lora_rank": 8, "lora_targets": QV,
-                  "grad_checkpointing": True}),
+                  "trainer": "torchtune", "chunked_ce": False}),
     "torchtune-llama32-3b-packed": S(
         "meta-llama/Llama-3.2-3B-Instruct", "peak_training", "peak",
-        "full FT, pure bf16 AdamW, packed 4096, peak active",
-        workload={"train": "full", "precision": "bf16", "mixed_precision": "none", "batch": 2, "context": 4096}),
+        "README 'Baseline + Packed Dataset' row: full_finetune_single_device with every lever of the later rows "
+        "off (no compile, torch.nn.CrossEntropyLoss, no AC, no optimizer_in_bwd, no offloading, torch AdamW), "
+        "pure bf16, packed 4096, peak active; --trainer torchtune with those switches off",
+        workload={"train": "full", "batch": 2, "context": 4096, "trainer": "torchtune", "packing": True,
+                  "grad_checkpointing": False, "chunked_ce": False, "optimizer_in_bwd": False,
+                  "optimizer": "adamw"}),
     "torchtune-readme-llama31-8b-lora-4090": S(
         "meta-llama/Llama-3.1-8B-Instruct", "peak_training", "peak",
-        "r8 q,v,o + MLP, AC on, packed 2048; torch.compile not modelled",
+        "OFF: the README's 4090 row does not publish its config. --trainer torchtune (AC on, chunked CE, bf16 "
+        "adapters) + packed 2048 + compile (not modelled) as the note says; the A6000 row of the same settings "
+        "reads 30.3 GiB, so the 4090 run used levers it does not state (activation offloading would give ~16 GiB)",
         workload={"train": "lora", "batch": 2, "context": 2048, "lora_rank": 8, "lora_targets": NO_K,
-                  "grad_checkpointing": True}),
+                  "trainer": "torchtune", "packing": True, "torch_compile": True}),
     "torchtune-tut-llama2-7b-lora-all-r64": S(
         L2_7B, "peak_training", "peak",
-        "r64 all linears (+output adapter, not modellable: 2.3 M params); AC on; alpaca max_seq_len 512; reserved",
+        "llama2/7B_lora_single_device (2024-04): --trainer torchtune --no-chunked-ce (CrossEntropyLoss then); "
+        "r64 all linears (+output adapter, not modellable: 2.3 M params); alpaca max_seq_len 512; reserved",
         measure="reserved", workload={"train": "lora", "batch": 2, "context": 512, "lora_rank": 64,
-                                      "lora_targets": ALL7, "grad_checkpointing": True}),
+                                      "lora_targets": ALL7, "trainer": "torchtune", "chunked_ce": False}),
     "torchtune-tut-llama2-7b-lora-qv-r8": S(
-        L2_7B, "peak_training", "peak", "r8 q,v; AC on; alpaca max_seq_len 512; reserved", measure="reserved",
+        L2_7B, "peak_training", "peak",
+        "llama2/7B_lora_single_device (2024-04): --trainer torchtune --no-chunked-ce; r8 q,v; alpaca max_seq_len "
+        "512; reserved", measure="reserved",
         workload={"train": "lora", "batch": 2, "context": 512, "lora_rank": 8, "lora_targets": QV,
-                  "grad_checkpointing": True}),
+                  "trainer": "torchtune", "chunked_ce": False}),
     "torchtune-tut-llama2-7b-qlora-qv-r8": S(
-        L2_7B, "peak_training", "peak", "NF4 base, r8 q,v; AC on; alpaca max_seq_len 512; reserved",
+        L2_7B, "peak_training", "peak",
+        "OFF: the tutorial's reserved peak is the allocator's since start-up, and model init alone reserved "
+        "9.13 GB (the bf16 state dict on the GPU while quantizing to NF4); the training step we size is smaller. "
+        "--trainer torchtune --no-chunked-ce, NF4 base, r8 q,v, max_seq_len 512",
         measure="reserved", workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 8,
-                                      "lora_targets": QV, "grad_checkpointing": True}),
+                                      "lora_targets": QV, "trainer": "torchtune", "chunked_ce": False}),
 }
 
 SKIPPED: dict[str, str] = {

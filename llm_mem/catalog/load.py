@@ -50,6 +50,10 @@ def _shipped_catalog_path() -> Path:
 
 # The bundled catalog is ~60 KB; a user's additions are a few entries. 4 MiB is 60x the bundled file.
 MAX_CATALOG_BYTES = 4 * 1024 * 1024
+# Values (scalars, lists, mappings) and nesting a catalog file may hold: the shipped one has ~4,300 values
+# nested 4 deep. Checked before the YAML is built (a 4 MiB file of `1,1,1,...` would take a minute).
+MAX_CATALOG_NODES = 100_000
+MAX_CATALOG_DEPTH = 32
 
 
 def _read_entries(path: Path, *, shipped: bool = False) -> list[dict[str, Any]]:
@@ -73,9 +77,15 @@ def parse_entries(text: str, path: Path) -> list[dict[str, Any]]:
     """The device entries of a catalog file's YAML text (checked for shape, not yet validated)."""
     import yaml  # lazily: start-up time matters
 
+    from llm_mem.sources.configfile import yaml_loader, yaml_shape_problem
+
+    shape = yaml_shape_problem(text, MAX_CATALOG_NODES, MAX_CATALOG_DEPTH)
+    if shape is not None:
+        raise CatalogError(f"{path}: {shape[1]} at line {shape[0]}",
+                           "the shipped catalog holds ~4,300 values, nested 4 deep")
     try:
         # libyaml's C loader when the wheel has it (5x faster on the 60 KB catalog), else pure Python
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders
+        data = yaml.load(text, Loader=yaml_loader())  # noqa: S506 - safe loaders
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -7,8 +7,9 @@ import re
 from llm_mem.catalog import detect
 from llm_mem.catalog.load import load_catalog
 from llm_mem.catalog.model import BUDGET_ID_PREFIX, Catalog, Gpu, GpuRequest, lookup_key
-from llm_mem.errors import CatalogError, UsageError
+from llm_mem.errors import CatalogError, UsageError, quote
 from llm_mem.units import GIB, parse_size
+from llm_mem.workload import MAX_GPUS
 
 _COUNT_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\S.*)$", re.IGNORECASE)
 _SIZE_LIKE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]+)\s*$")
@@ -102,10 +103,14 @@ def resolve_gpu(text: str, catalog: Catalog | None = None) -> GpuRequest:
     if m:
         gpu = _resolve_one(m.group(2), catalog)
         if gpu is not None:
-            cards = int(m.group(1))
+            digits = m.group(1).lstrip("0") or "0"
+            cards = int(digits) if len(digits) <= 18 else MAX_GPUS + 1  # a 5,000-digit count has no int()
             if cards < 1:
-                raise UsageError(f"GPU count in {raw!r} must be at least 1")
+                raise UsageError(f"GPU count in {quote(raw)} must be at least 1")
             count = cards * gpu.devices_per_card
+            if count > MAX_GPUS:
+                raise UsageError(f"GPU count in {quote(raw)} is over {MAX_GPUS:,} devices",
+                                 "beyond the largest published clusters")
             note = None
             if gpu.devices_per_card > 1:
                 note = (f"{cards} x {gpu.id}: {cards} cards = {count} devices of "

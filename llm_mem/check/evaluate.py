@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from llm_mem.spec import ResolvedModel
 
 ALLOWABLE = ("offload", "streaming")
-_ORDER = {"single": 0, "tensor_parallel": 1, "pipeline": 2, "data_parallel": 3, "offload": 4, "streaming": 5}
+_ORDER = {"single": 0, "tensor_parallel": 1, "pipeline": 2, "data_parallel": 3, "expert_offload": 4, "offload": 4,
+          "streaming": 5}
+# The planner's strategies a check names otherwise: llama.cpp's MoE experts in host RAM (--n-cpu-moe) are
+# CPU offload, passed by `allow: [offload]` and reported as `offload` (the reason names the experts).
+_CHECK_STRATEGY = {"expert_offload": "offload"}
 
 
 def _gb(n: int) -> str:
@@ -53,7 +57,7 @@ def evaluate(check: Check, resolved: ResolvedModel) -> CheckResult:
                 budget_bytes=budget, headroom_bytes=free, line=check.line)
 
     def strategy_of(o: PlanOption) -> str:
-        return label if (label and o.strategy == "single") else o.strategy
+        return label if (label and o.strategy == "single") else _CHECK_STRATEGY.get(o.strategy, o.strategy)
 
     def how(o: PlanOption) -> str:
         s = strategy_of(o)
@@ -65,10 +69,10 @@ def evaluate(check: Check, resolved: ResolvedModel) -> CheckResult:
 
     passing = [o for o in options if o.fits and o.per_gpu_bytes <= limit]
     for o in passing:
-        if o.strategy in RESIDENT or o.strategy in check.allow:
+        if o.strategy in RESIDENT or strategy_of(o) in check.allow:
             why = (f"fits {how(o)}: {_gb(o.per_gpu_bytes)} of {_gb(budget)} usable per GPU ({w.runtime}), "
                    f"{_gb(budget - o.per_gpu_bytes)} free" + (f" >= {_gb(free)} headroom" if free else ""))
-            if o.strategy in ALLOWABLE:
+            if strategy_of(o) in ALLOWABLE:
                 why += f"; {o.reason}"
             return result("pass", o, why)
     # nothing passes: explain with the resident option (what the deployment asked for)
@@ -86,9 +90,10 @@ def evaluate(check: Check, resolved: ResolvedModel) -> CheckResult:
                + (f" counting the {_gb(free)} headroom" if free else ""))
     else:  # e.g. a tensor-parallel degree that does not divide the attention heads
         why = f"does not fit {how(o)}: {o.reason}"
-    others = [x for x in passing if x.strategy in ALLOWABLE and x.strategy not in check.allow]
+    others = list(dict.fromkeys(strategy_of(x) for x in passing if strategy_of(x) in ALLOWABLE
+                                and strategy_of(x) not in check.allow))
     if others:
-        why += "; would run with " + " or ".join(x.strategy for x in others) + " (not allowed: add it to allow)"
+        why += "; would run with " + " or ".join(others) + " (not allowed: add it to allow)"
     return result("fail", o, why)
 
 

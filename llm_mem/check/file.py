@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llm_mem.errors import CheckFileError, CombinationError, LlmMemError, SettingError, UsageError, quote
+from llm_mem.requests import MAX_MODEL_NAME, MAX_REVISION, name_text
 from llm_mem.workload import Workload, build_workload, validation_problem
 
 if TYPE_CHECKING:
@@ -27,9 +28,18 @@ if TYPE_CHECKING:
 FILE_VERSION = 1
 # An entry passes on these strategies; offload and streaming only when it lists them in `allow`.
 RESIDENT_STRATEGIES = ("single", "tensor_parallel", "pipeline")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PERCENT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
 # The largest check file read (a real one is a few KB); bigger is refused before parsing.
 MAX_CHECK_FILE_BYTES = 2 * 2**20
+# The most entries in one file: each is a plan (a few ms) and a line of output; real files hold tens.
+MAX_CHECK_ENTRIES = 1000
+# The most values (scalars, lists, mappings) in one file: 1,000 entries of a dozen fields are ~30,000.
+MAX_YAML_NODES = 100_000
+# The deepest nesting of lists and mappings read (a check file nests 3: checks, an entry, `allow`).
+MAX_YAML_DEPTH = 32
+# The longest check name (a JUnit testcase name and an --only key; real ones are a few words).
+MAX_CHECK_NAME = 200
 
 
 class EntryFields(BaseModel):
@@ -50,8 +60,19 @@ class EntryFields(BaseModel):
     def _text(cls, value: Any) -> Any:
         # YAML reads a bare 4090 or 8 as a number; these fields are names
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        return value
+            value = str(value)
+        return name_text(value, MAX_MODEL_NAME)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        # a check's name is a JUnit testcase name, an --only key and the head of its stderr line
+        return name_text(value, MAX_CHECK_NAME)
+
+    @field_validator("revision", mode="before")
+    @classmethod
+    def _revision(cls, value: Any) -> Any:
+        return name_text(value, MAX_REVISION)
 
     @field_validator("allow", mode="before")
     @classmethod
@@ -100,8 +121,11 @@ def _compose(text: str, where: str) -> tuple[Any, Any]:
     """(node, data): the composed YAML (for line numbers) and the same document constructed."""
     import yaml  # lazily: start-up time matters
 
+    from llm_mem.sources.configfile import yaml_loader
+
     try:
-        loader = yaml.SafeLoader(text)
+        _check_shape(text, where)
+        loader = yaml_loader()(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -114,6 +138,17 @@ def _compose(text: str, where: str) -> tuple[Any, Any]:
     except yaml.YAMLError as exc:
         raise CheckFileError(f"{where}: not valid YAML: {str(exc)[:200]}") from None
     return node, data
+
+
+def _check_shape(text: str, where: str) -> None:
+    """Refuse a file of more than MAX_YAML_NODES values or MAX_YAML_DEPTH levels before it is composed."""
+    from llm_mem.sources.configfile import yaml_shape_problem
+
+    problem = yaml_shape_problem(text, MAX_YAML_NODES, MAX_YAML_DEPTH)
+    if problem is not None:
+        line, what = problem
+        raise CheckFileError(f"{where}:{line}: {what}",
+                             f"a check file nests 3 levels; {MAX_CHECK_ENTRIES:,} entries hold ~30,000 values")
 
 
 def _line(node: Any) -> int:
@@ -298,6 +333,9 @@ def parse_checks(text: str, where: str, catalog: Catalog, base_dir: Optional[Pat
     cnode = top["checks"][1]
     if not isinstance(cnode, yaml.SequenceNode) or not cnode.value:
         raise CheckFileError(f"{where}:{_line(cnode)}: field checks: must be a non-empty list of entries")
+    if len(cnode.value) > MAX_CHECK_ENTRIES:
+        raise CheckFileError(f"{where}:{_line(cnode)}: field checks: {len(cnode.value):,} entries, more than "
+                             f"{MAX_CHECK_ENTRIES:,}", "split the file; each entry is a full plan (~2 ms)")
 
     checks: list[Check] = []
     seen: dict[str, int] = {}
@@ -324,7 +362,8 @@ def single_check(options: dict[str, Any], catalog: Catalog) -> CheckSet:
     """One check from command-line options (``--model``, ``--gpu``, ``--precision``...). Keys are entry
     fields; None values are left at their defaults. Errors name the flag."""
     raw = {k: v for k, v in options.items() if v is not None and v != []}
-    raw.setdefault("name", f"{raw.get('model', '?')} on {raw.get('gpu', '?')}")
+    model, gpu = (_CONTROL_RE.sub("?", str(raw.get(k, "?"))) for k in ("model", "gpu"))  # their own fields say why
+    raw.setdefault("name", f"{model[:120]} on {gpu[:60]}")
     flag: Callable[[str], str] = lambda f: f"--{f.replace('_', '-')}"
     try:
         return CheckSet(file=None, checks=[_build(raw, catalog, "", None, flag)])

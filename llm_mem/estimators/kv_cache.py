@@ -42,6 +42,12 @@ def kv_bits(dtype: KvDtype | str) -> float:
     return _FLOAT_KV_BITS[d]
 
 
+# DeepSeek-V3.2's lightning-indexer key in vLLM 0.34: index_head_dim fp8 bytes plus one fp32 scale per 128
+# elements, whatever the KV dtype (model_executor/models/deepseek_v2.py Indexer: DeepseekV32IndexerCache
+# head_dim = head_dim + head_dim // quant_block_size * 4, dtype uint8, quant_block_size 128)
+VLLM_INDEX_BITS = 8 + 32 / 128
+
+
 @dataclass(frozen=True)
 class KvWidths:
     """Elements one token adds to one attention layer's cache."""
@@ -49,6 +55,7 @@ class KvWidths:
     k: int
     v: int
     latent: bool  # the MLA latent (K only)
+    index: int = 0  # DeepSeek-V3.2's indexer key (ModelSpec.indexer_head_dim)
 
     @property
     def total(self) -> int:
@@ -57,8 +64,10 @@ class KvWidths:
 
 def kv_widths(spec: ModelSpec, kv_heads: int | None = None) -> KvWidths:
     """K and V elements per token per attention layer (``kv_heads``: per rank, default all)."""
+    if spec.encoder:  # a bidirectional encoder caches nothing between passes
+        return KvWidths(0, 0, False)
     if spec.mla is not None:
-        return KvWidths(spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0, True)
+        return KvWidths(spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim, 0, True, spec.indexer_head_dim)
     heads = spec.num_kv_heads if kv_heads is None else kv_heads
     return KvWidths(heads * spec.head_dim, heads * (spec.v_head_dim or spec.head_dim), False)
 
@@ -76,9 +85,12 @@ class KvCache:
     note: str | None = None
 
 
-def layer_bytes(widths: KvWidths, tokens: int, k_bits: float, v_bits: float) -> int:
-    """Bytes of ``tokens`` tokens in one layer's cache."""
-    return int(tokens * (widths.k * k_bits + widths.v * v_bits) / 8)
+def layer_bytes(widths: KvWidths, tokens: int, k_bits: float, v_bits: float, index_bits: float | None = None) -> int:
+    """Bytes of ``tokens`` tokens in one layer's cache. The indexer key (DeepSeek-V3.2) is kept like K unless
+    ``index_bits`` says otherwise: transformers 5.24 keeps it in the model dtype (DynamicIndexedLayer
+    concatenates the keys as computed), vLLM in its own fp8 layout (VLLM_INDEX_BITS)."""
+    ib = k_bits if index_bits is None else index_bits
+    return int(tokens * (widths.k * k_bits + widths.v * v_bits + widths.index * ib) / 8)
 
 
 def state_bytes(spec: ModelSpec, sequences: int, bits: float = 16.0, trim: int = 0) -> list[int]:
@@ -98,9 +110,11 @@ def kv_cache(spec: ModelSpec, tokens_per_layer: list[int], sequences: int, k_dty
     w = kv_widths(spec, kv_heads)
     state = state_bytes(spec, sequences, state_bits)
     per_layer = [layer_bytes(w, t * sequences, kb, vb) + st for t, st in zip(tokens_per_layer, state)]
-    attn_layers = sum(1 for k in spec.layer_types if k != "linear")
+    attn_layers = sum(spec.kv_layers)
     per_1k = sum(layer_bytes(w, t, kb, vb) for t in (tokens_1k or [min(t, 1024) for t in tokens_per_layer]))
     per_1k += sum(state_bytes(spec, 1, state_bits))
+    if spec.encoder:
+        note = "encoder-only model (bidirectional attention): no KV cache, each pass reads the whole input"
     if any(state):
         note = ((note + "; ") if note else "") + (f"{sum(state) / 2**20:,.1f} MiB of it is the constant "
                                                   "state of the state-space / linear-attention layers")
@@ -109,5 +123,6 @@ def kv_cache(spec: ModelSpec, tokens_per_layer: list[int], sequences: int, k_dty
 
 
 def full_context_tokens(spec: ModelSpec, context: int) -> list[int]:
-    """Every attention layer holds the whole context; linear-attention layers hold no KV."""
-    return [0 if k == "linear" else context for k in spec.layer_types]
+    """Every attention layer holds the whole context; linear-attention layers and layers that reuse another
+    layer's K and V hold none."""
+    return [context if own else 0 for own in spec.kv_layers]

@@ -54,7 +54,10 @@ def lora_states(spec: ModelSpec, w: Workload, weights_bytes: int, weights_label:
     n = sum(adapter_params(m, w.lora_rank) for m in mods)
     adapters = [Tensor("lora", "lora", None, (w.lora_rank * m.rank_mult, m.in_features + m.out_features), m.copies)
                 for m in mods]
-    opt = optimizer_state_bytes(adapters, w.optimizer, 4)
+    from llm_mem.estimators.frameworks import adapter_bytes
+
+    ab = adapter_bytes(w)  # fp32 (PEFT), or bf16 where a --trainer preset builds them so (issue 17)
+    opt = optimizer_state_bytes(adapters, w.optimizer, ab)
     p = total_params(spec)
     note = (f"LoRA rank {w.lora_rank} on {len(mods)} modules ({', '.join(targets)}): {n:,} trainable parameters "
             f"({100 * n / p:.2f}%), as PEFT counts them")
@@ -67,9 +70,11 @@ def lora_states(spec: ModelSpec, w: Workload, weights_bytes: int, weights_label:
         else:
             base, base_note = weights_bytes // gpus + gathered, f"frozen base, 1/{gpus} partition + largest module"
     part = {k: gpus if w.zero >= k else 1 for k in (1, 2, 3)}
+    dt = "fp32" if ab == 4 else "bf16"
     states = [State("weights", base, base_note),
-              State("lora_adapters", 4 * n // part[3], "fp32 adapters" + (f", 1/{gpus}" if part[3] > 1 else "")),
-              State("gradients", 4 * n // part[2], "adapter gradients, fp32" + (f", 1/{gpus}" if part[2] > 1 else ""))]
+              State("lora_adapters", ab * n // part[3], f"{dt} adapters" + (f", 1/{gpus}" if part[3] > 1 else "")),
+              State("gradients", ab * n // part[2],
+                    f"adapter gradients, {dt}" + (f", 1/{gpus}" if part[2] > 1 else ""))]
     if w.offload is not Offload.none:
         host += opt // part[1]
         states.append(State("optimizer_states", 0, f"{w.optimizer}, offloaded to CPU"))

@@ -20,7 +20,12 @@ from llm_mem.workload import Workload
 BNB_BLOCK = 2048
 BNB_MIN_8BIT = 4096
 # Lion keeps one momentum buffer (Chen et al. 2023, arXiv:2302.06675, Algorithm 2).
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd", "sgd-momentum", "lion")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "paged-adamw-32bit", "adafactor", "sgd", "sgd-momentum",
+              "lion")
+# bitsandbytes' paged optimizers (bitsandbytes/optim/adamw.py PagedAdamW8bit / PagedAdamW32bit, is_paged=True)
+# allocate their states in CUDA unified memory, which the driver evicts to host RAM under memory pressure:
+# same bytes as the unpaged states, but they may spill instead of running out of memory.
+PAGED_OPTIMIZERS = ("paged-adamw-8bit", "paged-adamw-32bit")
 
 
 def optimizer_state_bytes(tensors: list[Tensor], optimizer: str, state_bytes: int) -> int:
@@ -32,6 +37,8 @@ def optimizer_state_bytes(tensors: list[Tensor], optimizer: str, state_bytes: in
         n = t.numel
         if optimizer == "adamw":
             total += 2 * n * state_bytes
+        elif optimizer == "paged-adamw-32bit":  # bnb 32-bit states are fp32 whatever the parameter dtype
+            total += 2 * n * 4
         elif optimizer in ("adamw-8bit", "paged-adamw-8bit"):
             per = n // t.copies
             if per < BNB_MIN_8BIT:
@@ -66,7 +73,7 @@ class SavedActivations:
 
 def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = None) -> Trainable:
     """What trains in a workload: every weight, or the LoRA adapters PEFT puts on ``targets``."""
-    if w.train is None or w.train == "full":
+    if w.train not in ("lora", "qlora"):  # full fine-tuning and RL post-training train every weight
         return FULL
     from llm_mem.estimators.lora import lora_target_modules, resolve_targets
 
@@ -104,3 +111,57 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
         return SavedActivations(biggest, spec.num_layers * T * spec.hidden_size * elem + mask, logit_peak, biggest,
                                 outside, int(T * saved_per_token))
     return SavedActivations(biggest, sum(per), logit_peak, 0, outside, int(T * saved_per_token))
+
+
+# ---- the loss under the training frameworks' cross-entropy kernels (issue 17) ------------------------
+# Each closed form is checked against a measurement of the framework's algorithm in
+# benchmarks/loss_memory/ (results.json): peak live bytes from the head's forward to the end of backward.
+# torchtune LinearCrossEntropyLoss(num_output_chunks=8) (torchtune/modules/loss/cross_entropy_loss.py at
+# bd2a0fc7c, the loss of every recipes/configs/llama3_1/*.yaml there).
+TORCHTUNE_CE_CHUNKS = 8
+# TRL SFTTrainer loss_type="chunked_nll", its default (trl/trainer/sft_config.py __post_init__ at f2cd577,
+# TRL 1.10.0.dev0): 256-token chunks (trl/trainer/sft_trainer.py _CHUNKED_LM_HEAD_CHUNK_SIZE), each
+# checkpointed.
+TRL_CE_CHUNK_TOKENS = 256
+
+
+def liger_chunk_tokens(T: int, V: int, h: int) -> int:
+    """Liger's fused linear cross-entropy chunk: next_power_of_2(ceil(T / ceil(V / h))) tokens
+    (src/liger_kernel/ops/fused_linear_cross_entropy.py, Liger-Kernel 0.8.2)."""
+    return min(T, 1 << max(0, math.ceil(T / math.ceil(V / h)) - 1).bit_length())
+
+
+def ce_logits_bytes(kind: str, T: int, V: int, h: int, elem: int, soft: bool = False) -> int:
+    """Peak bytes of the output projection + cross-entropy (forward and backward) for T tokens:
+    ``standard`` (transformers: 14 bytes per logit), ``chunked`` (torchtune's 8 token chunks), ``fused``
+    (Liger: one chunk of bf16 logits, gradient in place) or ``trl`` (TRL's checkpointed 256-token chunks)."""
+    if kind == "standard":  # bf16 logits + saved fp32 log-softmax + two fp32 gradients (see saved_activations)
+        return T * (V * (elem + 4 + 4 + 4) + (V * elem if soft else 0))
+    if kind == "upcast":
+        # torchtune with a loss on the model output (torch.nn.CrossEntropyLoss): the output is upcast to fp32 in
+        # the model (the bf16 projection freed) and deleted by the recipe after the loss, so backward holds the
+        # saved fp32 log-softmax and two fp32 gradients: 12 bytes per logit (measured: benchmarks/loss_memory)
+        return T * (V * (4 + 4 + 4) + (V * 4 if soft else 0))
+    if kind == "chunked":
+        # eager: every chunk's fp32 log-softmax stays saved until its backward (4 bytes per logit; the bf16
+        # logits and their fp32 upcast are freed chunk by chunk); one chunk's backward adds two fp32 gradients
+        # (of the log-softmax output and input: 4 + 4); the index_select-ed hidden states (T h elem) stay saved
+        # by the projection. Measured: 5.00 bytes per logit at T=2048, V=8192, h=256 (closed form +1.2%).
+        per = math.ceil(T / TORCHTUNE_CE_CHUNKS)
+        return T * V * 4 + per * V * (4 + 4) + T * h * elem
+    if kind == "fused":
+        # Liger: one chunk's logits in the input dtype (the kernel writes their gradient in place) and the
+        # gradient of the hidden states, allocated whole in forward (grad_input = torch.zeros_like(_input))
+        return liger_chunk_tokens(T, V, h) * V * elem + T * h * elem
+    if kind == "trl":
+        # one chunk recomputed in backward: fp32 logits, log-softmax, exp and entropy product and their
+        # gradients (16 bytes per chunk logit, measured), the fp32 copy of the head (w.float(): V h 4), the
+        # sorted hidden states and their gradient (2 T h elem). Measured 2.63 bytes per logit at T=2048, V=8192,
+        # h=256 (closed form -0.0%).
+        c = min(T, TRL_CE_CHUNK_TOKENS)
+        return c * V * TRL_CHUNK_BYTES_PER_LOGIT + V * h * 4 + 2 * T * h * elem
+    raise UsageError(f"unknown cross-entropy kind {kind!r}")
+
+
+# Bytes per logit of one TRL chunk in its recomputed backward (benchmarks/loss_memory/results.json).
+TRL_CHUNK_BYTES_PER_LOGIT = 16

@@ -24,6 +24,22 @@ class LayoutInfo(BaseModel):
     enable_expert_parallel: bool = False
 
 
+class TrainTime(BaseModel):
+    """Training throughput and time of one option (llm_mem.planner.train_time): FLOPs per token at a stated
+    model FLOPs utilization of the GPUs' dense peak."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flops_per_token: float  # training FLOPs per trained token, every model the step runs included
+    peak_tflops: float  # one GPU's dense peak in the compute dtype (gpu_catalog.yaml tflops)
+    mfu: float  # model FLOPs utilization assumed
+    gpus: int
+    tokens_per_s: float  # the whole job: gpus x peak x mfu / flops_per_token
+    tokens: int | None = None  # --train-tokens
+    hours: float | None = None  # tokens / tokens_per_s / 3600
+    assumptions: list[str] = Field(default_factory=list)
+
+
 class PlanOption(BaseModel):
     """One way to run the workload. Sizes are bytes per GPU; speeds are roofline upper bounds."""
 
@@ -55,6 +71,7 @@ class PlanOption(BaseModel):
     reason: str
     launch: list[str] = Field(default_factory=list)
     assumptions: list[str] = Field(default_factory=list)
+    train_time: TrainTime | None = None  # training plans: tokens/s and hours (llm_mem.planner.train_time)
 
 
 class Plan(BaseModel):

@@ -130,8 +130,8 @@ def resolve(spec: ModelSpec, w: Workload, gpu_vendor: str | None) -> tuple[Setti
 def cells_per_layer(spec: ModelSpec, s: Settings) -> list[int]:
     """KV cells each layer holds, all slots together (0 for layers without KV)."""
     out = []
-    for kind in spec.layer_types:
-        if kind == "linear":
+    for kind, own in zip(spec.layer_types, spec.kv_layers):
+        if not own:  # recurrent / linear layers; layers reading another's KV (n_layer_kv_from_start)
             out.append(0)
         elif kind == "sliding" and spec.sliding_window:
             out.append(pad(min(s.n_ctx_seq, spec.sliding_window + s.n_ubatch)) * s.n_seq)
@@ -204,6 +204,8 @@ def inference(spec: ModelSpec, w: Workload, gpu_vendor: str | None, per_layer: l
               experts_per_layer: list[int], embedding: int, lm_head: int, other: int) -> EngineMemory:
     """What llama-server allocates on the GPU (components) and in host RAM (host_bytes)."""
     s, notes = resolve(spec, w, gpu_vendor)
+    if spec.encoder:  # llama-model.cpp create_memory: no memory (KV cache) for the BERT-type encoders
+        notes.append("encoder-only model (bidirectional attention): llama.cpp keeps no KV cache")
     cells = cells_per_layer(spec, s)
     widths = kv_widths(spec)
     kb, vb = kv_bits(s.k), kv_bits(s.v)
@@ -216,7 +218,7 @@ def inference(spec: ModelSpec, w: Workload, gpu_vendor: str | None, per_layer: l
     host_kv = sum(per_layer_kv) - gpu_kv
     ref = Settings(1, pad(max(1024, s.n_ubatch)), s.n_ubatch, s.n_batch, s.flash_attn, s.k, s.v, s.gpu_layers, 0)
     tokens_1k = [min(c, 1024) for c in cells_per_layer(spec, ref)]
-    attn_layers = sum(1 for k in spec.layer_types if k != "linear")
+    attn_layers = sum(spec.kv_layers)
     kv = KvCache(gpu_kv, layer_bytes(widths, attn_layers, kb, vb),
                  sum(layer_bytes(widths, t, kb, vb) for t in tokens_1k), per_layer_kv,
                  [c // s.n_seq for c in cells], widths.latent,

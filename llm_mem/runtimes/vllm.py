@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from llm_mem.choices import Attention
 from llm_mem.estimators.inference_activations import layer_peak
-from llm_mem.estimators.kv_cache import KvCache, kv_bits, kv_widths, layer_bytes, state_bytes
+from llm_mem.estimators.kv_cache import VLLM_INDEX_BITS, KvCache, kv_bits, kv_widths, layer_bytes, state_bytes
 from llm_mem.layout import Layout, kv_heads_per_rank, stage_layers
 from llm_mem.runtimes import Capacity, EngineMemory, EngineSettings, Part
 from llm_mem.spec import ModelSpec
@@ -130,8 +130,9 @@ def kv_groups(spec: ModelSpec, layers: range, s: Settings, context: int, kv_dtyp
     heads = kv_heads_per_rank(spec.num_kv_heads, tp)
     widths = kv_widths(spec, heads)
     bits = kv_bits(kv_dtype)
-    page = layer_bytes(widths, s.block_size, bits, bits)
-    kinds = [spec.layer_types[i] for i in layers if spec.layer_types[i] != "linear"]
+    page = layer_bytes(widths, s.block_size, bits, bits, VLLM_INDEX_BITS)
+    own = spec.kv_layers
+    kinds = [spec.layer_types[i] for i in layers if own[i]]
     full = sum(1 for k in kinds if k == "full" or not spec.sliding_window)
     sliding = len(kinds) - full
     bs = s.block_size
@@ -176,7 +177,8 @@ def inference(spec: ModelSpec, w: Workload, gpu: Gpu | None, layout: Layout, sta
     non_torch = NON_TORCH
     context_reserve = NCCL_BUFFERS if layout.gpus > 1 else 0
     total = gpu.device_total_bytes if gpu is not None else None
-    usable = gpu.usable_bytes - context_reserve if gpu is not None else None
+    # a device smaller than the NCCL buffers (a tiny --gpu budget) has nothing left, never a negative budget
+    usable = max(gpu.usable_bytes - context_reserve, 0) if gpu is not None else None
 
     def available(weights: int, peak: int) -> int:
         """vLLM's "Available KV cache memory" on a rank (needs a GPU)."""
@@ -207,11 +209,13 @@ def inference(spec: ModelSpec, w: Workload, gpu: Gpu | None, layout: Layout, sta
         reserve = non_torch + margin
     kv_note = (f"{w.batch} x {w.context:,} tokens in {groups.blocks_per_request * w.batch:,} blocks of {s.block_size} "
                f"tokens (+1 null block), {w.kv_dtype}")
+    if spec.encoder:
+        kv_note = "encoder-only model (bidirectional attention): vLLM allocates no KV cache"
     heads = kv_heads_per_rank(spec.num_kv_heads, layout.tp)
     widths = kv_widths(spec, heads)
     bits = kv_bits(str(w.kv_dtype))
-    attn_layers = sum(1 for k in spec.layer_types if k != "linear")
-    kv = KvCache(kv_needed, layer_bytes(kv_widths(spec), attn_layers, bits, bits),
+    attn_layers = sum(spec.kv_layers)
+    kv = KvCache(kv_needed, layer_bytes(kv_widths(spec), attn_layers, bits, bits, VLLM_INDEX_BITS),
                  kv_groups(spec, range(spec.num_layers), s, 1024, str(w.kv_dtype), 1, 1).blocks_per_request
                  * kv_groups(spec, range(spec.num_layers), s, 1024, str(w.kv_dtype), 1, 1).bytes_per_block,
                  [], [], widths.latent, kv_note)
@@ -226,8 +230,11 @@ def inference(spec: ModelSpec, w: Workload, gpu: Gpu | None, layout: Layout, sta
     capacity = None
     if budget is not None and total is not None:
         avail = min(available(wts, pk) for wts, _, pk, _ in per_stage)
-        blocks = max(0, avail // groups.bytes_per_block - 1)
-        conc = blocks / groups.blocks_per_request if groups.blocks_per_request else 0.0
+        if groups.bytes_per_block:
+            blocks = max(0, avail // groups.bytes_per_block - 1)
+            conc = blocks / groups.blocks_per_request if groups.blocks_per_request else 0.0
+        else:  # an encoder: no KV pages, max_num_seqs alone bounds the requests in flight
+            blocks, conc = 0, float(s.max_num_seqs) if avail > 0 else 0.0
         capacity = Capacity(device_total_bytes=total, budget_bytes=budget, available_kv_bytes=max(avail, 0),
                             kv_pool_tokens=int(conc * w.context), max_concurrency=round(conc, 2), blocks=blocks,
                             bytes_per_block=groups.bytes_per_block)

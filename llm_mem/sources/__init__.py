@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm_mem.errors import ModelNotFoundError
 from llm_mem.sources.bundled import close_matches, find_bundled, load_bundled_config
 from llm_mem.sources.parse import parse_config
-from llm_mem.spec import ModelSpec, ResolvedModel, Source
+from llm_mem.spec import Checkpoint, ModelSpec, ResolvedModel, Source
 
 if TYPE_CHECKING:
     from llm_mem.sources.gguf_load import GgufModel
@@ -59,9 +59,10 @@ def _looks_like_path(name: str) -> bool:
 def _warnings(spec: ModelSpec, extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
     out = list(extra)
     if spec.counted_by is not None:
-        out.insert(0, f"no native layout for model_type {spec.model_type!r}: the parameters are exact (counted by "
-                      "transformers), the KV cache and activations are those of a standard transformer with its "
-                      "hidden size, layers and heads")
+        how = "read from the safetensors headers" if "headers" in spec.counted_by else "counted by transformers"
+        out.insert(0, f"no native layout for model_type {spec.model_type!r}: the parameters are exact ({how}), "
+                      "the KV cache and activations are those of a standard transformer with its hidden size, "
+                      "layers and heads")
     return tuple(out)
 
 
@@ -93,7 +94,7 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         if local.gguf is not None:
             return _from_gguf(display, local.gguf, Source(kind="gguf", location=local.location))
         assert local.raw is not None
-        spec = parse_config(local.raw)
+        spec = _parse(local.raw, local.checkpoint)
         return ResolvedModel(name=display, spec=spec, source=Source(kind="local", location=local.location),
                              checkpoint=local.checkpoint, warnings=_warnings(spec, local.warnings))
 
@@ -132,6 +133,23 @@ def _in_ollama_store(name: str) -> bool:
     return n is not None and find_manifest(n, store_paths()) is not None
 
 
+def _parse(raw: dict[str, Any], checkpoint: Checkpoint | None) -> ModelSpec:
+    """config.json as a ModelSpec; for a model type without a native layout whose safetensors headers
+    are at hand, the inventory is the headers' tensors (exact for any architecture, no transformers)."""
+    from llm_mem.sources.parse import is_native
+
+    if checkpoint is not None and checkpoint.format == "safetensors" and checkpoint.tensors and not is_native(raw):
+        from llm_mem.sources.counted import header_spec
+        from llm_mem.sources.parse import unwrap_text_config
+        from llm_mem.sources.validate import check_config
+
+        check_config(raw)
+        spec = header_spec(raw, unwrap_text_config(raw), checkpoint.tensors)
+        if spec is not None:
+            return spec
+    return parse_config(raw)
+
+
 def _ollama(name: str) -> ResolvedModel:
     from llm_mem.sources.ollama import load_ollama
 
@@ -157,11 +175,12 @@ def _hub(name: str, revision: str | None, token: str | None, quant: str | None,
         g = hub.gguf_from_listing(listing, quant, token, deadline)
         return _from_gguf(name, g, Source(kind="hub", location=f"{listing.where}/{g.checkpoint.files[0]}"))
     raw, where = hub.fetch_config(name, revision, token, deadline=deadline, listing=listing)
-    spec = parse_config(raw)
     if listing is None:
+        spec = parse_config(raw)
         return ResolvedModel(name=name, spec=spec, source=Source(
             kind="hub", location=where, note="the endpoint serves no file listing: sizes from config.json only"),
             warnings=_warnings(spec))
     ckpt, warns, st_note = hub.safetensors_checkpoint(listing, token, deadline, allow_missing_shards)
+    spec = _parse(raw, ckpt)
     return ResolvedModel(name=name, spec=spec, source=Source(kind="hub", location=where, note=st_note),
                          checkpoint=ckpt, warnings=_warnings(spec, warns))

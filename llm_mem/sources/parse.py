@@ -7,6 +7,8 @@ them is read the way transformers reads it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from llm_mem.errors import ConfigError
@@ -19,8 +21,10 @@ from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec
 
 LLAMA_LIKE = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
-    "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "gpt_oss", "granite",
+    "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "deepseek_v32", "gpt_oss", "granite",
 }
+# DeepSeek's MLA + MoE layout (DeepSeek-V3.2 adds the lightning indexer: llm_mem.sources.families)
+DEEPSEEK = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_v32"})
 LLAMA_LIKE |= set(families.FAMILIES)  # read the Llama way, then their switches (llm_mem.sources.families)
 KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"} | hybrid.HYBRID_FAMILIES
 # Families whose attention is one fused query_key_value projection and a "dense" output.
@@ -39,8 +43,9 @@ LLAMACPP_ARCH = {
     "gpt_neox": "gptneox",
 }
 # Classes that build only the language model of a multimodal wrapper config (transformers 5.24
-# modeling_llama4.py Llama4ForCausalLM, modeling_gemma3.py Gemma3ForCausalLM: the text_config alone).
-TEXT_ONLY_CLASSES = frozenset({"Llama4ForCausalLM", "Gemma3ForCausalLM"})
+# modeling_llama4.py Llama4ForCausalLM, modeling_gemma3.py Gemma3ForCausalLM, modeling_qwen3_5(_moe).py
+# Qwen3_5(Moe)ForCausalLM: the text_config alone).
+TEXT_ONLY_CLASSES = frozenset({"Llama4ForCausalLM", "Gemma3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5MoeForCausalLM"})
 # Multimodal wrappers whose language model sits in `text_config`.
 # (the wrappers' sub_configs_defaults: text_config's model_type when it does not say)
 _WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": "llama", "mistral3": "mistral", "llama4": "llama4_text",
@@ -49,12 +54,30 @@ _WRAPPER_TEXT_TYPES = {"gemma3": "gemma3_text", "llava": "llama", "mistral3": "m
                        "llava_onevision": "qwen2"}
 
 
+# Language models of multimodal wrappers that are an existing family under another model_type (transformers
+# 5.24 modeling_qwen2_vl.py Qwen2VLTextModel, modeling_qwen2_5_vl.py, modeling_qwen3_vl.py Qwen3VLTextModel,
+# modeling_qwen3_vl_moe.py Qwen3VLMoeTextModel: Qwen2's, Qwen3's and Qwen3-MoE's decoder layers).
+FAMILY_OF = {"qwen2_vl_text": "qwen2", "qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3",
+             "qwen3_vl_moe_text": "qwen3_moe",
+             # modeling_qwen3_5(_moe).py: Qwen3-Next's decoder layers (Gated DeltaNet with its projections split
+             # into in_proj_qkv / in_proj_z / in_proj_b / in_proj_a, the same sizes; gated full attention)
+             "qwen3_5_text": "qwen3_next", "qwen3_5_moe_text": "qwen3_next",
+             # model types whose configs transformers 5.24 builds with another family's class
+             # (models/auto/modeling_auto.py: sarvam_mla -> DeepseekV3ForCausalLM, sarvam_moe -> Glm4MoeForCausalLM)
+             "sarvam_mla": "deepseek_v3", "sarvam_moe": "glm4_moe"}
+
+
+def family_of(model_type: str) -> str:
+    """The family whose layout a model_type uses."""
+    return FAMILY_OF.get(model_type, model_type)
+
+
 def is_native(raw: dict[str, Any]) -> bool:
     """Whether llm-mem lays out the parameters of the class this config builds itself (else transformers
     counts them, llm_mem.sources.counted). A multimodal wrapper is native when its text model is and either
     its class is the text model alone or its towers are laid out natively."""
     cfg = unwrap_text_config(raw)
-    family = str(cfg.get("model_type") or "").lower()
+    family = family_of(str(cfg.get("model_type") or "").lower())
     if (family not in KNOWN_FAMILIES or hybrid.unsupported(cfg, family) is not None
             or families.unsupported(cfg, family) is not None):
         return False
@@ -89,6 +112,9 @@ def _int(d: dict[str, Any], *keys: str, default: int | None = None, required: bo
 def unwrap_text_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """Return the language-model part of a multimodal wrapper config (or cfg itself)."""
     text = cfg.get("text_config")
+    flat = vision.FLAT_TEXT_TYPES.get(str(cfg.get("model_type")))
+    if flat is not None and text is None and isinstance(cfg.get("vision_config"), dict):
+        text = {**{k: v for k, v in cfg.items() if k != "vision_config"}, "model_type": flat}
     if isinstance(text, dict) and ("hidden_size" in text or "num_hidden_layers" in text):
         merged = dict(text)
         mt = cfg.get("model_type")
@@ -145,7 +171,7 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
         return None
     experts = int(experts)
     top_k = int(_first(cfg, "num_experts_per_tok", "experts_per_token", "moe_topk", default=2))
-    if family in ("deepseek_v2", "deepseek_v3", "glm4_moe"):  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace
+    if family in DEEPSEEK or family == "glm4_moe":  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace
         first_dense = int(cfg.get("first_k_dense_replace", 0))
         freq = int(cfg.get("moe_layer_freq", 1))
         layers = tuple(i >= first_dense and i % freq == 0 for i in range(n))
@@ -177,16 +203,34 @@ def _torch_dtype(cfg: dict[str, Any]) -> str | None:
     return str(dt).replace("torch.", "") if dt else None
 
 
+@contextlib.contextmanager
+def _family_fields(family: str) -> Iterator[None]:
+    """The family modules (families, encoders, classic, hybrid, vision) read their own fields with int() and
+    bool() after llm_mem.sources.validate checked the common ones: a malformed one there (a string, a list, a
+    zero divisor) is one ConfigError line, never a traceback."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as e:
+        raise ConfigError(f"config.json: a {family} field has an unusable value ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:120] if str(e) else ''})",
+                          f"compare it with transformers' configuration class for {family}") from None
+
+
 def parse_config(raw: dict[str, Any]) -> ModelSpec:
     """Normalise a config.json dict into a ModelSpec. Raises ConfigError on missing fields."""
     check_config(raw)  # every field this module reads: type, sign, bounds (llm_mem.sources.validate)
+    with _family_fields(str(unwrap_text_config(raw).get("model_type") or "")[:60]):
+        return _parse(raw)
+
+
+def _parse(raw: dict[str, Any]) -> ModelSpec:
     cfg = unwrap_text_config(raw)
     model_type = str(cfg.get("model_type") or "").lower()
     if not model_type:
         raise ConfigError("config.json has no model_type", "is this a transformers config.json?")
     if not is_native(raw):
         return counted_spec(raw, cfg, model_type)
-    family = model_type
+    family = family_of(model_type)
     archs = cfg.get("architectures") or raw.get("architectures")
     architecture = archs[0] if isinstance(archs, list) and archs else None
 
@@ -199,8 +243,10 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
         raise ConfigError("config.json has a zero hidden size, layer count, head count or vocabulary")
     kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num", default=heads)
     head_dim = _int(cfg, "head_dim", default=h // heads) or h // heads
-    inter = _int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "ffn_hidden_dim",
-                 default=0, required=False)
+    widths = cfg.get("intermediate_size")  # Gemma-3n: one width per layer, all equal (families.unsupported)
+    inter = _int({**cfg, "intermediate_size": widths[0]} if isinstance(widths, list) and widths else cfg,
+                 "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "ffn_hidden_dim", default=0,
+                 required=False)
     max_pos = _first(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
     tie_default = family in ("gpt2", "opt", "bloom", "falcon", "gemma", "gemma2", "gemma3_text", "generic")
     kw: dict[str, Any] = dict(
@@ -216,7 +262,7 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
     )
     kw["layer_types"], kw["sliding_window"] = _layer_types(cfg, family, n)
     kw.update(fused_qkv=family in FUSED_QKV, eager_softmax_fp32=family not in ("gpt2", "falcon"),
-              moe_routing_fp32=family in ("deepseek_v2", "deepseek_v3"), sdpa=family not in NO_SDPA,
+              moe_routing_fp32=family in DEEPSEEK, sdpa=family not in NO_SDPA,
               llamacpp_arch=LLAMACPP_ARCH.get(family), training=training_caps(family, model_type, cfg))
 
     if family in LLAMA_LIKE or family in hybrid.HYBRID_FAMILIES:
@@ -228,7 +274,7 @@ def parse_config(raw: dict[str, Any]) -> ModelSpec:
         if family in ("gemma2", "gemma3_text"):
             kw["norms_per_layer"] = 4
         kw["moe"] = _moe(cfg, family, n, h)
-        if family in ("deepseek_v2", "deepseek_v3"):
+        if family in DEEPSEEK:
             kw["mla"] = MlaSpec(
                 kv_lora_rank=int(cfg["kv_lora_rank"]), q_lora_rank=cfg.get("q_lora_rank"),
                 qk_nope_head_dim=int(cfg["qk_nope_head_dim"]), qk_rope_head_dim=int(cfg["qk_rope_head_dim"]),

@@ -96,7 +96,8 @@ def parse_header(raw: bytes, where: str, data_size: int | None) -> list[StoredTe
             raise ConfigError(f"{where}: tensor {quote(name)} spans {nbytes:,} bytes but its shape and {dtype} "
                               f"make {expected:,}")
         layer, role = hf_role(name)
-        out.append(StoredTensor(name=name, layer=layer, role=role, dtype=dtype, numel=numel, nbytes=nbytes))
+        out.append(StoredTensor(name=name, layer=layer, role=role, dtype=dtype, numel=numel, nbytes=nbytes,
+                                shape=tuple(int(d) for d in shape)))
     return out
 
 

@@ -19,7 +19,7 @@ traceback, a negative size or a truthy ``"false"``:
 are refused. ``sliding_window`` 0 reads as "no window" (transformers' own Qwen2-MoE default).
 
 A model type llm-mem has no native layout for is built by transformers (llm_mem.sources.counted), which
-reads its own fields its own way (Gemma-3n's per-layer ``intermediate_size`` list, Mamba's infinite
+reads its own fields its own way (Gemma-4's per-layer head dimensions, Mamba's infinite
 ``time_step_limit``): there only the bounds apply, to every integer of a size field, so that nothing
 huge reaches the model constructor. `llm_mem.spec.ModelSpec` re-checks the resulting invariants for
 every source (GGUF, Ollama, Hub, local).
@@ -31,6 +31,7 @@ from typing import Any
 
 from llm_mem.errors import ConfigError, quote
 from llm_mem.sources import limits as lim
+from llm_mem.sources.vision import supported
 
 # Positive integers: field -> upper bound. Every alias the parsers read (parse.py, counted.py).
 _SIZES: dict[str, int] = {
@@ -49,6 +50,16 @@ _SIZES: dict[str, int] = {
     **dict.fromkeys(("sliding_window_pattern", "full_attention_interval", "decoder_sparse_step", "moe_layer_freq"),
                     lim.MAX_CONFIG_LAYERS),
     "num_ln_in_parallel_attn": 2,  # Falcon: one or two layer norms before the parallel block
+    # family fields of llm_mem.sources.encoders / families / hybrid (ELECTRA, Llama 4, DeepSeek-V3.2, Zamba,
+    # Kimi Linear, X-MOD, ModernBERT-decoder): widths, head counts, periods
+    **dict.fromkeys(("embedding_size", "attention_hidden_size", "adapter_rank"), lim.MAX_HIDDEN),
+    **dict.fromkeys(("intermediate_size_mlp",), lim.MAX_INTERMEDIATE),
+    **dict.fromkeys(("index_head_dim", "attention_head_dim", "linear_head_dim"), lim.MAX_HEAD_DIM),
+    **dict.fromkeys(("index_n_heads", "linear_num_heads", "n_mamba_heads", "adapter_reduction_factor"),
+                    lim.MAX_HEADS),
+    **dict.fromkeys(("interleave_moe_layer_step", "no_rope_layer_interval", "global_attn_every_n_layers",
+                     "attn_layer_period"), lim.MAX_CONFIG_LAYERS),
+    "attention_chunk_size": lim.MAX_POSITIONS,
 }
 # Non-negative integers (0 means "none": a dense model, no shared expert, no dense prefix).
 _COUNTS: dict[str, int] = {
@@ -58,6 +69,10 @@ _COUNTS: dict[str, int] = {
     "shared_expert_intermediate_size": lim.MAX_INTERMEDIATE,
     "qk_rope_head_dim": lim.MAX_HEAD_DIM,
     "sliding_window": lim.MAX_POSITIONS,  # 0: no window (read as null)
+    # BERT's token-type table (0: none), Zamba2's shared blocks, Kimi Linear's shared experts, Zamba's offset
+    "type_vocab_size": lim.MAX_VOCAB,
+    **dict.fromkeys(("num_mem_blocks", "num_shared_experts", "attn_layer_offset"), lim.MAX_CONFIG_LAYERS),
+    "local_attention": lim.MAX_POSITIONS,
 }
 # Fields the parser reads as int(cfg.get(key, default)): null there is refused, not defaulted.
 _NOT_NULL = frozenset({"first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step", "max_window_layers"})
@@ -95,11 +110,11 @@ def check_config(raw: Any) -> None:
         mt = d.get("model_type")
         if mt is not None and (not isinstance(mt, str) or len(mt) > _MAX_TEXT):
             raise ConfigError(f"{_field(where, 'model_type')} = {quote(mt)} is not a model type name")
-    from llm_mem.sources.parse import KNOWN_FAMILIES, unwrap_text_config  # parse imports this module
+    from llm_mem.sources.parse import KNOWN_FAMILIES, family_of, unwrap_text_config  # parse imports this module
 
     view = unwrap_text_config(raw)  # the part the parser reads: a wrapper's text model, merged
-    where = "" if view is raw else "text_config."
-    family = str(view.get("model_type") or "").lower()
+    where = "" if view is raw or "text_config" not in raw else "text_config."
+    family = family_of(str(view.get("model_type") or "").lower())
     if family not in KNOWN_FAMILIES:  # transformers reads it: only the bounds
         for d, at in parts:
             _bounds_only(d, at)
@@ -119,6 +134,13 @@ def check_config(raw: Any) -> None:
 _TOWER_SIZES = {"hidden_size": lim.MAX_HIDDEN, "intermediate_size": lim.MAX_INTERMEDIATE,
                 "num_hidden_layers": lim.MAX_CONFIG_LAYERS, "num_attention_heads": lim.MAX_HEADS,
                 "head_dim": lim.MAX_HEAD_DIM, "num_channels": 64}
+# The Qwen-VL and Llama 4 towers' own fields (llm_mem.sources.vision), checked where that module lays the tower
+# out: depth, widths, heads, merger and adapter sizes.
+_NATIVE_TOWER_SIZES = {"depth": lim.MAX_CONFIG_LAYERS, "embed_dim": lim.MAX_HIDDEN, "num_heads": lim.MAX_HEADS,
+                       "in_channels": 64, "in_chans": 64, "out_hidden_size": lim.MAX_HIDDEN,
+                       "num_position_embeddings": lim.MAX_POSITIONS, "vision_output_dim": lim.MAX_INTERMEDIATE,
+                       "projector_input_dim": lim.MAX_INTERMEDIATE, "projector_output_dim": lim.MAX_INTERMEDIATE,
+                       "spatial_merge_size": 64}
 # Image and patch sides: Pixtral's 1,540 pixels is the largest default; 2^16 pixels a side is generous.
 MAX_IMAGE_SIDE = 2**16
 # A wrapper's own fields the projector reads: tokens per image (Gemma 3: 256; LLaVA: 576), the patch merge.
@@ -155,7 +177,7 @@ def _check_vision(raw: dict[str, Any]) -> None:
     if not isinstance(v, dict):
         return  # absent: the wrapper's defaults; not an object: transformers builds the model
     where = "vision_config."
-    for key, high in _TOWER_SIZES.items():
+    for key, high in {**_TOWER_SIZES, **(_NATIVE_TOWER_SIZES if supported(raw) else {})}.items():
         if key in v:
             if v[key] is None:
                 raise ConfigError(f"{_field(where, key)} is null", "give a number, or leave the field out")
@@ -219,7 +241,10 @@ def _integer(d: dict[str, Any], key: str, where: str, low: int, high: int) -> in
 
 def _check_fields(d: dict[str, Any], where: str, family: str) -> None:
     for key, high in _SIZES.items():
-        if key in d:
+        if key == "intermediate_size" and family == "gemma3n_text" and isinstance(d.get(key), list):
+            for i, v in enumerate(d[key]):  # Gemma3nTextConfig: one width per layer
+                _integer({key: v}, key, f"{where}[{i}] ", 1, high)
+        elif key in d:
             _integer(d, key, where, 1, high)
     for key, high in _COUNTS.items():
         if key in d:

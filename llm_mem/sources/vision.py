@@ -21,6 +21,9 @@ Tensors = list[tuple[str, str, tuple[int, ...]]]
 
 # Tower config classes' defaults (siglip/configuration_siglip.py SiglipVisionConfig,
 # clip/configuration_clip.py CLIPVisionConfig, pixtral/configuration_pixtral.py PixtralVisionConfig).
+_QWEN3_VISION = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16, "in_channels": 3,
+                 "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 3584,
+                 "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24]}
 TOWER_DEFAULTS: dict[str, dict[str, Any]] = {
     "siglip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                             "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16,
@@ -29,6 +32,23 @@ TOWER_DEFAULTS: dict[str, dict[str, Any]] = {
                           "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 32},
     "pixtral": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
                 "num_channels": 3, "image_size": 1024, "patch_size": 16},
+    # qwen2_vl/configuration_qwen2_vl.py Qwen2VLVisionConfig, qwen2_5_vl/configuration_qwen2_5_vl.py
+    # Qwen2_5_VLVisionConfig, qwen3_vl/configuration_qwen3_vl.py Qwen3VLVisionConfig (Qwen3VLMoeVisionConfig
+    # has the same defaults)
+    "qwen2_vl_vision": {"depth": 32, "embed_dim": 1280, "hidden_size": 3584, "mlp_ratio": 4, "num_heads": 16,
+                        "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+    "qwen2_5_vl_vision": {"depth": 32, "hidden_size": 3584, "intermediate_size": 3420, "num_heads": 16,
+                          "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                          "out_hidden_size": 3584},
+    "qwen3_vl_vision": _QWEN3_VISION,
+    "qwen3_vl_moe_vision": _QWEN3_VISION,
+    # qwen3_5/configuration_qwen3_5.py Qwen3_5VisionConfig (Qwen3_5MoeVisionConfig the same)
+    "qwen3_5_vision": {**_QWEN3_VISION, "deepstack_visual_indexes": []},
+    "qwen3_5_moe_vision": {**_QWEN3_VISION, "deepstack_visual_indexes": []},
+    # llama4/configuration_llama4.py Llama4VisionConfig
+    "llama4_vision_model": {"hidden_size": 768, "num_hidden_layers": 34, "num_attention_heads": 16, "num_channels": 3,
+                            "intermediate_size": 5632, "vision_output_dim": 7680, "image_size": 448, "patch_size": 14,
+                            "projector_input_dim": 4096, "projector_output_dim": 4096},
 }
 
 
@@ -126,8 +146,129 @@ def pixtral(p: str, v: dict[str, Any]) -> Tensors:
     return out
 
 
+def _qwen_merger(out: Tensors, p: str, v: dict[str, Any], width: int, norm: int) -> None:
+    """Qwen3-VL's patch merger (Qwen3VLVisionPatchMerger): a LayerNorm over ``norm`` channels, then an MLP from
+    the merged patches (``width`` = tower width x spatial_merge_size^2) to out_hidden_size, biases throughout."""
+    _ln(out, f"{p}.norm", "mmproj", norm)
+    _lin(out, f"{p}.linear_fc1", "mmproj", width, width, True)
+    _lin(out, f"{p}.linear_fc2", "mmproj", int(v.get("out_hidden_size") or v["hidden_size"]), width, True)
+
+
+def qwen2_vl(p: str, v: dict[str, Any]) -> Tensors:
+    """Qwen2VisionTransformerPretrainedModel (modeling_qwen2_vl.py): a Conv3d patch embedding without bias
+    (temporal_patch_size x patch_size^2), blocks of LayerNorms with bias, fused qkv and proj with bias and a
+    plain fc1 / fc2 MLP of embed_dim x mlp_ratio, and PatchMerger (LayerNorm ln_q, then embed_dim x merge^2 ->
+    same -> hidden_size, biases); hidden_size is the vision config's own (the merger's output width)."""
+    e, c, patch = int(v["embed_dim"]), int(v.get("in_channels") or v.get("in_chans") or 3), _side(v["patch_size"])
+    width = e * int(v["spatial_merge_size"]) ** 2
+    out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (e, c, _side(v["temporal_patch_size"]), patch, patch))]
+    inner = int(e * float(v["mlp_ratio"]))
+    for n in range(int(v["depth"])):
+        q = f"{p}.blocks.{n}"
+        _ln(out, f"{q}.norm1", "vision", e)
+        _ln(out, f"{q}.norm2", "vision", e)
+        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
+        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
+        _lin(out, f"{q}.mlp.fc1", "vision", inner, e, True)
+        _lin(out, f"{q}.mlp.fc2", "vision", e, inner, True)
+    _ln(out, f"{p}.merger.ln_q", "mmproj", e)
+    _lin(out, f"{p}.merger.mlp.0", "mmproj", width, width, True)
+    _lin(out, f"{p}.merger.mlp.2", "mmproj", int(v["hidden_size"]), width, True)
+    return out
+
+
+def qwen2_5_vl(p: str, v: dict[str, Any]) -> Tensors:
+    """Qwen2_5_VisionTransformerPretrainedModel (modeling_qwen2_5_vl.py): Qwen2-VL's patch embedding at
+    hidden_size, blocks of RMSNorms, qkv / proj with bias and a gated MLP of intermediate_size with biases;
+    the merger's ln_q is an RMSNorm, its MLP goes hidden x merge^2 -> same -> out_hidden_size."""
+    e, c, patch = int(v["hidden_size"]), int(v.get("in_channels") or v.get("in_chans") or 3), _side(v["patch_size"])
+    i, width = int(v["intermediate_size"]), int(v["hidden_size"]) * int(v["spatial_merge_size"]) ** 2
+    out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (e, c, _side(v["temporal_patch_size"]), patch, patch))]
+    for n in range(int(v["depth"])):
+        q = f"{p}.blocks.{n}"
+        out += [(f"{q}.norm1.weight", "vision", (e,)), (f"{q}.norm2.weight", "vision", (e,))]
+        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
+        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
+        _lin(out, f"{q}.mlp.gate_proj", "vision", i, e, True)
+        _lin(out, f"{q}.mlp.up_proj", "vision", i, e, True)
+        _lin(out, f"{q}.mlp.down_proj", "vision", e, i, True)
+    out.append((f"{p}.merger.ln_q.weight", "mmproj", (e,)))
+    _lin(out, f"{p}.merger.mlp.0", "mmproj", width, width, True)
+    _lin(out, f"{p}.merger.mlp.2", "mmproj", int(v.get("out_hidden_size") or 3584), width, True)
+    return out
+
+
+def qwen3_vl(p: str, v: dict[str, Any]) -> Tensors:
+    """Qwen3VLVisionModel (modeling_qwen3_vl.py): a Conv3d patch embedding with bias, a learned position table
+    (num_position_embeddings), blocks of LayerNorms with bias, qkv / proj and linear_fc1 / linear_fc2 with bias;
+    the merger (LayerNorm over hidden_size, hidden x merge^2 -> same -> out_hidden_size) and one DeepStack
+    merger per deepstack_visual_indexes entry (the same, its LayerNorm after the shuffle: hidden x merge^2)."""
+    e, c, patch = int(v["hidden_size"]), int(v.get("in_channels") or 3), _side(v["patch_size"])
+    i, width = int(v["intermediate_size"]), e * int(v["spatial_merge_size"]) ** 2
+    out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (e, c, _side(v["temporal_patch_size"]), patch, patch)),
+                    (f"{p}.patch_embed.proj.bias", "vision", (e,)),
+                    (f"{p}.pos_embed.weight", "vision", (int(v["num_position_embeddings"]), e))]
+    for n in range(int(v["depth"])):
+        q = f"{p}.blocks.{n}"
+        _ln(out, f"{q}.norm1", "vision", e)
+        _ln(out, f"{q}.norm2", "vision", e)
+        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
+        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
+        _lin(out, f"{q}.mlp.linear_fc1", "vision", i, e, True)
+        _lin(out, f"{q}.mlp.linear_fc2", "vision", e, i, True)
+    _qwen_merger(out, f"{p}.merger", v, width, e)
+    for k in range(len(v.get("deepstack_visual_indexes") or ())):
+        _qwen_merger(out, f"{p}.deepstack_merger_list.{k}", v, width, width)
+    return out
+
+
+def qwen3_5_vision(p: str, v: dict[str, Any]) -> Tensors:
+    """Qwen3_5VisionModel (modeling_qwen3_5.py, and Qwen3.5-MoE's): Qwen3-VL's tower and merger without the
+    DeepStack mergers (Qwen3_5VisionConfig has no deepstack_visual_indexes)."""
+    return qwen3_vl(p, {**v, "deepstack_visual_indexes": []})
+
+
+def llama4_vision(p: str, v: dict[str, Any]) -> Tensors:
+    """Llama4VisionModel (modeling_llama4.py): an unfold patch embedding (a bias-free linear from channels x
+    patch^2), a class embedding and one position per patch plus the class token, LayerNorms before and after,
+    encoder layers of LayerNorms, q/k/v/o and fc1 / fc2 all with bias, and the pixel-shuffle adapter
+    (Llama4VisionMLP2: fc1 intermediate_size -> projector_input_dim, fc2 projector_output_dim square, no bias)."""
+    h, i, c, patch = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    out: Tensors = [(f"{p}.class_embedding", "vision", (h,)),
+                    (f"{p}.positional_embedding_vlm", "vision", ((_side(v["image_size"]) // patch) ** 2 + 1, h)),
+                    (f"{p}.patch_embedding.linear.weight", "vision", (h, c * patch * patch))]
+    _ln(out, f"{p}.layernorm_pre", "vision", h)
+    _ln(out, f"{p}.layernorm_post", "vision", h)
+    for n in range(int(v["num_hidden_layers"])):
+        q = f"{p}.model.layers.{n}"
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            _lin(out, f"{q}.self_attn.{proj}", "vision", h, h, True)
+        _lin(out, f"{q}.mlp.fc1", "vision", i, h, True)
+        _lin(out, f"{q}.mlp.fc2", "vision", h, i, True)
+        _ln(out, f"{q}.input_layernorm", "vision", h)
+        _ln(out, f"{q}.post_attention_layernorm", "vision", h)
+    _lin(out, f"{p}.vision_adapter.mlp.fc1", "vision", int(v["projector_input_dim"]), i, False)
+    _lin(out, f"{p}.vision_adapter.mlp.fc2", "vision", int(v["projector_output_dim"]),
+         int(v["projector_output_dim"]), False)
+    return out
+
+
+def _llama4(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Llama4MultiModalProjector: one bias-free linear from vision_output_dim to the text width. An image is
+    split into a processor-chosen number of tiles, so no token count is assumed."""
+    out: Tensors = []
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", text_h, int(v["vision_output_dim"]), False)
+    return out, None
+
+
 TOWERS: dict[str, Callable[[str, dict[str, Any]], Tensors]] = {
-    "siglip_vision_model": siglip, "clip_vision_model": clip, "pixtral": pixtral}
+    "siglip_vision_model": siglip, "clip_vision_model": clip, "pixtral": pixtral, "qwen2_vl_vision": qwen2_vl,
+    "qwen2_5_vl_vision": qwen2_5_vl, "qwen3_vl_vision": qwen3_vl, "qwen3_vl_moe_vision": qwen3_vl,
+    "llama4_vision_model": llama4_vision, "qwen3_5_vision": qwen3_5_vision, "qwen3_5_moe_vision": qwen3_5_vision}
+# Old checkpoints name the tower after the wrapper (configuration_qwen2_vl.py / qwen3_vl / qwen3_vl_moe
+# __post_init__: "old ckpt with incorrect model type -> override manually").
+_TOWER_ALIASES = {"qwen2_vl": "qwen2_vl_vision", "qwen2_5_vl": "qwen2_5_vl_vision", "qwen3_vl": "qwen3_vl_vision",
+                  "qwen3_vl_moe": "qwen3_vl_moe_vision"}
 
 
 def _feature_layers(raw: dict[str, Any], default: int | list[int]) -> int:
@@ -203,6 +344,10 @@ def _llava_next(layer: int, seq: int | None) -> Callable[[dict[str, Any], dict[s
     return build
 
 
+def _no_projector(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    return [], None
+
+
 @dataclass(frozen=True)
 class Wrapper:
     """How one image-text-to-text wrapper builds its parts (transformers 5.24 configuration_<name>.py)."""
@@ -248,7 +393,23 @@ WRAPPERS: dict[str, Wrapper] = {
                                                  "vision_use_head": False}, _paligemma, True),
     # configuration_shieldgemma2.py: Gemma 3's parts; tie False unless the text config ties (its default)
     "shieldgemma2": Wrapper("siglip_vision_model", {}, _gemma3, False, tie_from_text=True),
+    # configuration_qwen2_vl.py / configuration_qwen2_5_vl.py / configuration_qwen3_vl(_moe).py: the merger is
+    # part of the tower (model.visual); images take a dynamic number of tokens (the processor's pixel bounds,
+    # not the config), so none is assumed; Qwen2(.5)-VL forward a tied text config (__post_init__ BC)
+    "qwen2_vl": Wrapper("qwen2_vl_vision", {}, _no_projector, False, tie_from_text=True, towers=("model.visual",)),
+    "qwen2_5_vl": Wrapper("qwen2_5_vl_vision", {}, _no_projector, False, tie_from_text=True,
+                          towers=("model.visual",)),
+    # configuration_llama4.py: Llama4VisionConfig defaults, tie False; the tower sits beside the model
+    "llama4": Wrapper("llama4_vision_model", {}, _llama4, False, towers=("vision_model",)),
+    "qwen3_vl": Wrapper("qwen3_vl_vision", {}, _no_projector, False, towers=("model.visual",)),
+    "qwen3_vl_moe": Wrapper("qwen3_vl_moe_vision", {}, _no_projector, False, towers=("model.visual",)),
+    # configuration_qwen3_5(_moe).py: tie False
+    "qwen3_5": Wrapper("qwen3_5_vision", {}, _no_projector, False, towers=("model.visual",)),
+    "qwen3_5_moe": Wrapper("qwen3_5_moe_vision", {}, _no_projector, False, towers=("model.visual",)),
 }
+# Wrappers whose older config.json holds the text model's fields at the top level, beside vision_config
+# (Qwen2VLConfig.__post_init__: "Hub configs are saved as flat dicts"), and their text model_type.
+FLAT_TEXT_TYPES = {"qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text"}
 
 
 def supported(raw: dict[str, Any]) -> bool:
@@ -257,7 +418,12 @@ def supported(raw: dict[str, Any]) -> bool:
     given = raw.get("vision_config")
     if w is None or (given is not None and not isinstance(given, dict)):
         return False
-    return str((given or {}).get("model_type") or w.vision_type) in TOWERS
+    return _tower_type(given, w) in TOWERS
+
+
+def _tower_type(given: dict[str, Any] | None, w: Wrapper) -> str:
+    vtype = str((given or {}).get("model_type") or w.vision_type)
+    return _TOWER_ALIASES.get(vtype, vtype)
 
 
 def multimodal(raw: dict[str, Any], text: dict[str, Any], text_tie: bool) -> Multimodal | None:
@@ -268,7 +434,7 @@ def multimodal(raw: dict[str, Any], text: dict[str, Any], text_tie: bool) -> Mul
     given = raw.get("vision_config")
     if given is not None and not isinstance(given, dict):
         return None
-    vtype = str((given or {}).get("model_type") or w.vision_type)
+    vtype = _tower_type(given, w)
     build = TOWERS.get(vtype)
     if build is None:
         return None

@@ -123,6 +123,11 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
     if w.runtime != "transformers":
         raise VerifyError(f"--verify measures a transformers forward; the --runtime {w.runtime} estimate is not "
                           "comparable", "drop --runtime or --verify")
+    # the training frameworks' kernels (issue 17) are not what a transformers + PEFT step runs
+    switched = [f for f in ("fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd") if getattr(w, f)]
+    if switched:
+        raise VerifyError(f"--verify measures transformers' own loss and autograd; --{switched[0].replace('_', '-')} "
+                          "is another framework's kernel", "drop the framework switches (or --trainer) or --verify")
     if cpu_time_budget_s is None:
         env = os.environ.get("LLM_MEM_VERIFY_CPU_SECONDS")
         try:

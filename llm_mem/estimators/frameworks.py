@@ -1,0 +1,244 @@
+"""The training frameworks' memory features (issue 17): the `--trainer` presets and what each switch does
+to the training components.
+
+`framework_defaults` fills the switches a preset sets (an explicit flag always wins) and states every
+default it applied in the report's notes; `framework_parts` rewrites the components the switches change:
+
+* fused linear cross-entropy (`--fused-ce`): no logits tensor; one chunk of tokens' logits is live
+  (Liger's chunking; TRL's checkpointed 256-token chunks under `--trainer trl`);
+* chunked cross-entropy (`--chunked-ce`): torchtune's 8 token chunks, each chunk's fp32 log-softmax saved;
+* activation offloading (`--activation-offloading`): saved activations in host RAM, one layer's worth on the
+  GPU (torchtune enable_activation_offloading; Unsloth's "unsloth" gradient checkpointing);
+* optimizer step in backward (`--optimizer-in-bwd`): each gradient is freed after its parameter's step, so
+  only the largest parameter's gradient is live (torchtune optimizer_in_bwd);
+* paged optimizers (`--optimizer paged-adamw-8bit|paged-adamw-32bit`): stated (states may spill to host);
+* sequence packing and torch.compile: stated, not sized (see the notes they add).
+
+The closed forms for the loss are in llm_mem.estimators.training (`ce_logits_bytes`), checked against
+measurements of each framework's algorithm (benchmarks/loss_memory/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from llm_mem.choices import MixedPrecision, Optimizer, Trainer, TrainMode
+from llm_mem.errors import CombinationError
+from llm_mem.spec import ModelSpec
+from llm_mem.workload import Workload
+
+if TYPE_CHECKING:
+    from llm_mem.estimators.training import SavedActivations
+
+
+class _Part(NamedTuple):
+    """Mirrors llm_mem.estimate_training.Part (name, bytes, note) without importing it (no cycle)."""
+
+    name: str
+    bytes: int
+    note: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a framework's default recipe sets; ``source`` names the file and version read."""
+
+    source: str
+    grad_checkpointing: bool | None  # None: the recipe leaves it to PEFT/transformers (training_defaults)
+    fused_ce: bool = False
+    chunked_ce: bool = False
+    activation_offloading: bool = False
+    packing: bool = False
+    torch_compile: bool = False
+    # full fine-tuning only
+    optimizer_in_bwd: bool = False
+    full_optimizer: Optimizer | None = None
+    full_mixed_precision: MixedPrecision | None = None
+    adapters_bf16: bool = False  # LoRA parameters built in the model's bf16 (not PEFT's fp32 autocast)
+
+
+#: Each framework's current default recipe, read from its source at the named version.
+TRAINER_PRESETS: dict[Trainer, Preset] = {
+    # transformers 5.24 TrainingArguments: gradient_checkpointing False, torch_compile False, optim
+    # adamw_torch_fused; the model's loss (loss/loss_utils.py ForCausalLMLoss) upcasts all logits to fp32.
+    Trainer.hf: Preset("transformers 5.24 TrainingArguments", None),
+    # TRL 1.10.0.dev0 (trl/trainer/sft_config.py at f2cd577): SFTConfig gradient_checkpointing=True ("instead of
+    # False"), loss_type "chunked_nll" (256-token chunks, checkpointed), packing=False, activation_offloading=False.
+    Trainer.trl: Preset("TRL 1.10.0.dev0 SFTConfig, trl/trainer/sft_config.py @f2cd577", True, fused_ce=True),
+    # torchtune (recipes/configs/llama3_1/8B_lora_single_device.yaml, 8B_qlora_single_device.yaml,
+    # 8B_full_single_device.yaml at bd2a0fc7c): enable_activation_checkpointing True,
+    # enable_activation_offloading False, compile False, dataset packed False, loss LinearCrossEntropyLoss
+    # (8 chunks), dtype bf16 (recipes build the model, adapters included, in bf16); full: optimizer
+    # bitsandbytes.optim.PagedAdamW8bit with optimizer_in_bwd True.
+    Trainer.torchtune: Preset("torchtune recipes/configs/llama3_1/8B_{lora,qlora,full}_single_device.yaml @bd2a0fc7c",
+                              True, chunked_ce=True, optimizer_in_bwd=True,
+                              full_optimizer=Optimizer.paged_adamw_8bit,
+                              full_mixed_precision=MixedPrecision.none, adapters_bf16=True),
+    # Unsloth 2026.8.19 (unsloth/models/llama.py at 015bdef): get_peft_model use_gradient_checkpointing="unsloth"
+    # (checkpointed layer inputs offloaded to host RAM), the loss unsloth_fused_ce_loss (no logits tensor).
+    Trainer.unsloth: Preset("Unsloth 2026.8.19, unsloth/models/llama.py @015bdef", True, fused_ce=True,
+                            activation_offloading=True),
+    # axolotl 0.18.0 (src/axolotl/utils/schemas/config.py at 067b021): gradient_checkpointing False (passed to
+    # prepare_model_for_kbit_training for QLoRA too, loaders/model.py), activation_offloading False,
+    # sample_packing unset (off), chunked_cross_entropy unset (off), optimizer adamw_torch_fused.
+    Trainer.axolotl: Preset("axolotl 0.18.0, src/axolotl/utils/schemas/config.py @067b021", False),
+}
+# How the switches read in notes, and the flag that turns each off.
+_SWITCHES = (("grad_checkpointing", "activation checkpointing"), ("fused_ce", "fused linear cross-entropy"),
+             ("chunked_ce", "chunked cross-entropy (8 chunks)"), ("activation_offloading", "activation offloading"),
+             ("optimizer_in_bwd", "optimizer step in backward"), ("packing", "sequence packing"),
+             ("torch_compile", "torch.compile"))
+_FLAGS = {"grad_checkpointing": "grad-checkpointing", "torch_compile": "torch-compile"}
+# torchtune's activation offloading keeps up to 5 tensors in flight on the GPU in forward
+# (torchtune/training/_activation_offloading.py OffloadActivations max_fwd_stash_size=5, at bd2a0fc7c) and
+# brings one layer's back ahead of its backward; the estimate keeps one layer's saved bytes on the GPU.
+OFFLOAD_LAYERS_ON_GPU = 1
+
+
+def _flag(name: str) -> str:
+    return "--" + _FLAGS.get(name, name.replace("_", "-"))
+
+
+def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
+    """The workload with the --trainer preset's switches filled in (explicit flags win, every switch left
+    unset is off) and the notes that state each default applied."""
+    full = w.train is TrainMode.full
+    preset = TRAINER_PRESETS.get(w.trainer) if w.trainer is not None else None
+    change: dict[str, object] = {}
+    applied: list[str] = []
+    if preset is not None:
+        wanted: dict[str, object] = {
+            "fused_ce": preset.fused_ce, "chunked_ce": preset.chunked_ce,
+            "activation_offloading": preset.activation_offloading, "packing": preset.packing,
+            "torch_compile": preset.torch_compile, "optimizer_in_bwd": preset.optimizer_in_bwd and full}
+        if preset.grad_checkpointing is not None:
+            wanted["grad_checkpointing"] = preset.grad_checkpointing
+        for name, label in _SWITCHES:
+            if name in wanted and getattr(w, name) is None:
+                change[name] = wanted[name]
+                on = bool(wanted[name])
+                flag = "--no-" + _flag(name)[2:] if on else _flag(name)
+                applied.append(f"{label} {'on' if on else 'off'} ({flag} turns it {'off' if on else 'on'})")
+        if full and preset.full_optimizer is not None and "optimizer" not in w.model_fields_set:
+            change["optimizer"] = preset.full_optimizer
+            applied.append(f"optimizer {preset.full_optimizer} (--optimizer changes it)")
+        if full and preset.full_mixed_precision is not None and "mixed_precision" not in w.model_fields_set:
+            change["mixed_precision"] = preset.full_mixed_precision
+            applied.append("pure bf16, no fp32 master weights (dtype: bf16; --mixed-precision bf16 adds them)")
+        if preset.adapters_bf16 and w.train in (TrainMode.lora, TrainMode.qlora):
+            applied.append("LoRA adapters, their gradients and AdamW states in bf16 (the recipe builds them in bf16)")
+    for name in ("fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing", "torch_compile"):
+        if getattr(w, name) is None and name not in change:
+            change[name] = False
+    if w.optimizer_in_bwd and (w.zero or getattr(w, "fsdp", None) is not None):
+        raise CombinationError("optimizer_in_bwd", "{} frees each gradient after a single-device step; "
+                               "ZeRO and FSDP partition gradients themselves", "drop one of them")
+    notes = [f"{w.trainer} preset ({preset.source}): " + "; ".join(applied)] if preset and applied else []
+    return (w.model_copy(update=change) if change else w), notes
+
+
+def adapter_bytes(w: Workload) -> int:
+    """Bytes per LoRA parameter: fp32 as PEFT casts them (autocast_adapter_dtype=True), bf16 under a preset
+    that builds the whole model in bf16 (torchtune)."""
+    preset = TRAINER_PRESETS.get(w.trainer) if w.trainer is not None else None
+    return 2 if preset is not None and preset.adapters_bf16 else 4
+
+
+def _tokens(spec: ModelSpec, w: Workload, act: SavedActivations, elem: int) -> int:
+    """The tokens of the training step, read back from the standard loss's bytes (T x per-token bytes, so
+    the RL modes' extra sequences are included); batch x context if that reading is not exact."""
+    per = spec.vocab_size * (elem + 12) + (spec.vocab_size * elem if spec.training.logit_softcap else 0)
+    return act.logits // per if act.logits % per == 0 and act.logits else w.batch * w.context
+
+
+def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int, str]], host: int, notes: list[str],
+                    act: SavedActivations, elem: int) -> tuple[list[_Part], int, list[str]]:
+    """The training components with the switches applied: the logits of the frameworks' losses, offloaded
+    activations (host RAM added), the gradients of an optimizer step in backward; notes for the rest."""
+    from llm_mem.estimators.training import ce_logits_bytes, liger_chunk_tokens
+
+    T, V, h = _tokens(spec, w, act, elem), spec.vocab_size, spec.hidden_size
+    out: list[_Part] = []
+    notes = list(notes)
+    for p in parts:
+        name, b, note = p
+        if name == "logits" and (w.fused_ce or w.chunked_ce):
+            soft = bool(spec.training.logit_softcap)
+            if w.fused_ce and w.trainer is Trainer.trl:
+                b = ce_logits_bytes("trl", T, V, h, elem, soft)
+                note = "TRL chunked_nll: one checkpointed 256-token chunk of fp32 logits, the fp32 head copy"
+            elif w.fused_ce:
+                b = ce_logits_bytes("fused", T, V, h, elem, soft)
+                note = (f"fused linear cross-entropy: one chunk of {liger_chunk_tokens(T, V, h):,} tokens' logits "
+                        "(Liger's chunking) and the hidden states' gradient")
+                if w.chunked_ce:
+                    notes.append("fused linear cross-entropy replaces the chunked one (--chunked-ce has no effect)")
+                if w.trainer is Trainer.unsloth:
+                    notes.append("Unsloth's fused cross-entropy picks its chunk from free memory (unsloth_zoo, "
+                                 "target_gb=None); sized with Liger's chunking")
+            else:
+                b = ce_logits_bytes("chunked", T, V, h, elem, soft)
+                note = "chunked cross-entropy: each of 8 chunks' fp32 log-softmax saved, one chunk's backward"
+            if soft:
+                notes.append("logit soft-capping under a fused/chunked loss is sized without its tanh copy")
+        elif name == "logits" and w.trainer is Trainer.torchtune:
+            # torchtune without its chunked loss: TransformerDecoder upcasts the output (`self.output(h).float()`)
+            # and the recipe deletes it after the loss (`del outputs`), torchtune/modules/transformer.py and
+            # recipes/*_single_device.py _loss_step at bd2a0fc7c: no bf16 logits held through backward
+            b = ce_logits_bytes("upcast", T, spec.vocab_size, spec.hidden_size, elem,
+                                bool(spec.training.logit_softcap))
+            note = "torchtune: fp32 model output freed after the loss; fp32 log-softmax and two fp32 gradients"
+        elif name == "activations" and w.activation_offloading:
+            per_layer = T * h * elem if w.grad_checkpointing else act.per_layer
+            layers = act.layers_total
+            keep = min(layers, OFFLOAD_LAYERS_ON_GPU * per_layer)
+            host += layers - keep
+            b = keep + act.outside
+            note = ("one layer's saved activations on the GPU; the other layers' in host RAM "
+                    "(activation offloading)")
+        elif name == "gradients" and w.optimizer_in_bwd:
+            b, note = _largest_gradient(spec, w, b)
+        out.append(_Part(name, b, note))
+    if w.activation_offloading:
+        notes.append(f"activation offloading: {host:,} bytes of saved activations in host RAM (pinned), "
+                     "copied back layer by layer in backward")
+    if w.optimizer_in_bwd:
+        from llm_mem.estimators.model_states import total_params
+
+        held = sum(p.bytes for p in out if p.name in ("weights", "gradients", "optimizer_states", "master_weights"))
+        notes = [f"model states: {held / total_params(spec):.1f} bytes per parameter before activations"
+                 if n.startswith("model states:") else n for n in notes]
+        notes.append("optimizer step in backward: each gradient is freed after its parameter's step; needs "
+                     "gradient accumulation off (torchtune optimizer_in_bwd)")
+    if w.optimizer in (Optimizer.paged_adamw_8bit, Optimizer.paged_adamw_32bit):
+        notes.append(f"{w.optimizer}: bitsandbytes pages the states (CUDA unified memory); under memory pressure "
+                     "they spill to host RAM instead of failing, at a speed cost; counted here on the GPU")
+    if w.packing:
+        notes.append("sequence packing: every sequence filled to --seq with no padding; memory per token is "
+                     "unchanged, so size --batch x --seq as the packed length")
+    if w.torch_compile:
+        notes.append("torch.compile: fused kernels can save fewer intermediates (torchtune's README table: -15% "
+                     "peak on Llama 3.2 3B) but the effect depends on the graph; not modelled, the estimate is eager")
+    return out, host, notes
+
+
+def _largest_gradient(spec: ModelSpec, w: Workload, all_grads: int) -> tuple[int, str]:
+    """The one gradient live under an optimizer step in backward: the largest trainable parameter's, in the
+    dtype the gradients component holds (``all_grads`` bytes for every trainable element)."""
+    if w.train in (TrainMode.lora, TrainMode.qlora):
+        from llm_mem.estimators.lora import lora_target_modules, resolve_targets
+
+        mods = lora_target_modules(spec, w.lora_targets or resolve_targets(spec, None)[0])
+        # lora_A (r x in) and lora_B (out x r) are separate parameters; routed experts' adapters are stacked
+        big = max(w.lora_rank * m.rank_mult * m.copies * max(m.in_features, m.out_features) for m in mods)
+        return big * adapter_bytes(w), "optimizer step in backward: the largest adapter matrix's gradient"
+    from llm_mem.estimators.model_states import total_params
+    from llm_mem.params import inventory
+
+    biggest = max(inventory(spec), key=lambda t: t.numel)
+    per = all_grads // total_params(spec)
+    return (biggest.numel * per,
+            f"optimizer step in backward: only the largest parameter's gradient ({biggest.name}, "
+            f"{biggest.numel:,} elements)")
