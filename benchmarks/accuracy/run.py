@@ -76,6 +76,9 @@ from llm_mem.report import Report, Workload
 from llm_mem.sources import resolve_model
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from bench_common import md_table, text_table  # noqa: E402 - after the path that finds it
+
 COMMAND = "python benchmarks/accuracy/run.py"
 GIB = 2**30
 UNIT_BYTES = {"GiB": 2**30, "GB": 10**9, "MiB": 2**20, "MB": 10**6, "bytes": 1, "params": 1, "blocks": 1,
@@ -809,18 +812,6 @@ def summary_rows(summary: dict[str, dict]) -> list[list[str]]:
     return rows
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
 
 
 CASE_HEADER = ["case", "kind", "component", "model", "ours", "measured", "error"]

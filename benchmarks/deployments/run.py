@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_common import cli
+from bench_common import cli, md_table, text_table
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python benchmarks/deployments/run.py"
@@ -303,18 +303,6 @@ def rows(results: list[Outcome]) -> list[list[str]]:
     return out
 
 
-def text_table(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
-
-
-def md_table(header: list[str], body: list[list[str]]) -> str:
-    esc = (lambda c: c.replace("|", "\\|"))
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in body]
-    return "\n".join(lines)
 
 
 def runtime_of(fact: dict[str, Any]) -> str:

@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_common import cli
+from bench_common import cli, md_table, text_table
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python benchmarks/turn2/run.py"
@@ -261,18 +261,6 @@ def rows(results: list[Result]) -> list[list[str]]:
              "yes" if r.within else "NO", "yes" if r.expressible else "no"] for r in results]
 
 
-def text_table(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
-
-
-def md_table(header: list[str], body: list[list[str]]) -> str:
-    esc = (lambda c: c.replace("|", "\\|"))
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in body]
-    return "\n".join(lines)
 
 
 def write_outputs(results: list[Result], s: dict[str, Any], folder: Path = HERE) -> None:

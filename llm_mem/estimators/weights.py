@@ -278,6 +278,18 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     return out
 
 
+def _outside(role: str) -> int:
+    """Where a tensor outside the decoder layers counts: 0 embedding, 1 lm_head, 2 other."""
+    return 0 if role in ("embed", "pos_embed") else 1 if role == "lm_head" else 2
+
+
+def _summed(per_layer: list[int], outside: list[int], experts: int, qparams: int, kparams: int, skipped: int,
+            expert_layers: list[int]) -> WeightBytes:
+    embedding, lm_head, other = outside
+    return WeightBytes(sum(per_layer) + embedding + lm_head + other, per_layer, embedding, lm_head, other, experts,
+                       qparams, kparams, skipped, tuple(expert_layers))
+
+
 @lru_cache(maxsize=64)
 def _layer_groups(spec: ModelSpec) -> tuple[tuple[tuple[int, ...], tuple[tuple[Tensor, int], ...]], ...]:
     """Decoder layers grouped by identical tensor lists (role, shape, copies, in order): (the layers, one
@@ -332,7 +344,7 @@ def _weight_bytes_by_layer_design(spec: ModelSpec, plan: WeightPlan) -> WeightBy
         experts += eb * n
         qparams += lq * n
         kparams += lk * n
-    embedding = lm_head = other = 0
+    outside = [0, 0, 0]  # embedding, lm_head, other (final norm...)
     for t, numel in sized_inventory(spec):
         if t.layer is not None:
             continue
@@ -341,15 +353,8 @@ def _weight_bytes_by_layer_design(spec: ModelSpec, plan: WeightPlan) -> WeightBy
             qparams += numel
         else:
             kparams += numel
-        if t.role in ("embed", "pos_embed"):
-            embedding += b
-        elif t.role == "lm_head":
-            lm_head += b
-        else:
-            other += b
-    total = sum(per_layer) + embedding + lm_head + other
-    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, 0,
-                       tuple(expert_layers))
+        outside[_outside(t.role)] += b
+    return _summed(per_layer, outside, experts, qparams, kparams, 0, expert_layers)
 
 
 @lru_cache(maxsize=256)
@@ -358,8 +363,8 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     if not plan.fmt.gguf_recipe and not plan.skip_modules:
         return _weight_bytes_by_layer_design(spec, plan)
     per_layer = [0] * spec.num_layers
-    embedding = lm_head = other = experts = 0
-    qparams = kparams = skipped_params = 0
+    outside = [0, 0, 0]  # embedding, lm_head, other (final norm...)
+    experts = qparams = kparams = skipped_params = 0
     sizes = tensor_bytes(spec, plan)
     quantizing = plan.fmt.key not in ("fp32", "bf16", "fp16")
     skip_check = bool(plan.skip_modules) and quantizing
@@ -387,15 +392,9 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
             if t.role in EXPERT_ROLES:
                 experts += b
                 expert_layers[t.layer] += b
-        elif t.role in ("embed", "pos_embed"):
-            embedding += b
-        elif t.role == "lm_head":
-            lm_head += b
         else:
-            other += b
-    total = sum(per_layer) + embedding + lm_head + other
-    return WeightBytes(total, per_layer, embedding, lm_head, other, experts, qparams, kparams, skipped_params,
-                       tuple(expert_layers))
+            outside[_outside(t.role)] += b
+    return _summed(per_layer, outside, experts, qparams, kparams, skipped_params, expert_layers)
 
 
 def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> list[int]:
