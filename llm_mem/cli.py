@@ -34,7 +34,7 @@ from llm_mem.cli_options import (
     choice_option,
     with_workload_options,
 )
-from llm_mem.errors import LlmMemError, SettingError, UsageError
+from llm_mem.errors import LlmMemError, SettingError, UsageError, visible
 from llm_mem.workload import field_flag, validation_problem
 
 try:  # typer >= 0.26 vendors click as typer._click; older typer uses click itself
@@ -56,7 +56,7 @@ class OneLineGroup(typer.core.TyperGroup):  # type: ignore[misc,unused-ignore]
         except click.exceptions.ClickException as err:
             if not standalone:
                 raise
-            click.echo(f"error: {err.format_message()}", err=True)
+            click.echo(f"error: {visible(' '.join(err.format_message().split()))}", err=True)
             sys.exit(err.exit_code)
         except typer.Abort:
             if not standalone:
@@ -100,7 +100,7 @@ def runs(fn: Callable[..., Any]) -> Callable[..., None]:
         except Exception as err:
             if os.environ.get("LLM_MEM_DEBUG"):
                 raise
-            typer.echo(f"error: internal error {type(err).__name__}: {str(err)[:200]} "
+            typer.echo(f"error: internal error {type(err).__name__}: {visible(str(err)[:200])} "
                        "(LLM_MEM_DEBUG=1 shows a traceback)", err=True)
             raise typer.Exit(INTERNAL_ERROR_EXIT) from None
         if code:

@@ -34,8 +34,10 @@ def _stderr_lines(result: Any, as_json: bool) -> list[str]:
 
 def emit(result: BaseModel, *, as_json: bool) -> int:
     """Print ``result`` and return its exit code."""
+    from llm_mem.errors import visible
+
     for line in _stderr_lines(result, as_json):
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(visible(line) + "\n")  # one line each, whatever the data in it
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:

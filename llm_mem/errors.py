@@ -3,6 +3,8 @@ and an optional hint; the CLI turns it into one line on stderr and an exit code.
 
 from __future__ import annotations
 
+import re
+
 #: The most characters of a user's value an error message repeats (an attacker's 100 MB string stays out).
 QUOTE_LIMIT = 60
 #: The longest one-line error the CLI prints (a few quoted values and a hint fit easily).
@@ -37,8 +39,20 @@ class LlmMemError(Exception):
         """The message and hint joined into the single line the CLI prints (newlines folded, at most
         MESSAGE_LIMIT characters: a message never repeats a hostile input at length)."""
         text = f"{self.message} ({self.hint})" if self.hint else self.message
-        text = " ".join(text.split())
+        text = visible(" ".join(text.split()))
         return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with its control characters written as Python escapes (``\\x1b``, ``\\n``), for printing
+    data (a file name, a GGUF string) to a terminal: an ESC sequence would drive it, a CR overwrite the
+    line, a newline split a one-line message. ``keep_newlines`` keeps line breaks (multi-line snippets)."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class InternalError(RuntimeError):

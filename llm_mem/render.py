@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from llm_mem.errors import visible
 from llm_mem.units import GB, GIB, fmt_gb, fmt_gib
 
 if TYPE_CHECKING:
@@ -31,10 +32,13 @@ def console(stderr: bool = False) -> Console:
 
 
 def esc(value: Any) -> str:
-    """A data value as text that rich prints literally."""
+    """A data value as text that rich prints literally: markup escaped, and control characters (an ESC
+    sequence in a file name or a GGUF string would drive the terminal, a CR overwrite the line) shown as
+    ``\\x1b``; only newlines are kept (the launch snippets span lines)."""
     from rich.markup import escape
 
-    return escape(str(value))
+    return escape(visible(str(value), keep_newlines=True))
+
 
 
 def _num(n: int | float) -> str:

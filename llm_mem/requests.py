@@ -4,6 +4,7 @@ file entries, a library caller directly; `llm_mem.api` runs them and returns typ
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,9 @@ class _Request(BaseModel):
 
 # The longest model reference read: Linux's PATH_MAX (a Hub id is at most 96 + 1 + 96 characters).
 MAX_MODEL_NAME = 4096
+# The longest --token read (a Hugging Face token is 37 characters), and what it may hold: an HTTP header value.
+MAX_TOKEN = 1024
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
 # The longest --revision: git ref names have no hard limit, but a branch, tag or 40-hex commit is short.
 MAX_REVISION = 256
 
@@ -67,6 +71,16 @@ class ModelRef(_Request):
     @classmethod
     def _revision(cls, value: object) -> object:
         return name_text(value, MAX_REVISION)
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        # sent as an HTTP header: anything but printable ASCII failed as "cannot reach the Hub"
+        # (UnicodeEncodeError) or split the header; the value is never repeated in the message
+        if isinstance(value, str) and (not _TOKEN_RE.match(value) or len(value) > MAX_TOKEN):
+            raise ValueError(f"must be 1 to {MAX_TOKEN} printable ASCII characters without spaces "
+                             "(a Hugging Face token is hf_ and 34 letters)")
+        return value
 
 
 class EstimateRequest(_Request):

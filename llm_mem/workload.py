@@ -296,6 +296,11 @@ class Workload(BaseModel):
                                    f"{self.precision}")
         if self.given("logits"):
             raise CombinationError("logits", "{} applies to inference; training always materialises every position")
+        for name in ("runtime", "kv_dtype"):  # were silently ignored: the training estimate reads neither
+            if self.given(name):
+                raise CombinationError(name, "{} applies to inference; training is sized as transformers runs it "
+                                       "(PEFT, DeepSpeed, FSDP), with no KV cache (an RL rollout engine's is bf16)",
+                                       "drop it")
         for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
                      "enable_expert_parallel"):
             if self.given(name):

@@ -401,3 +401,168 @@ def test_max_batch_never_reports_its_search_cap_as_the_answer():
     out = json.loads(r.stdout)
     assert out["largest"] != MAX_BATCH_SEARCH and out["largest"] > MAX_BATCH_SEARCH
     assert (out["limit"] is not None) == (out["largest"] == 2**20)
+
+
+# ---- the hostile command lines of the CLI hardening pass (each used to exit 3, hang, print two lines, or
+# ignore a flag): now one line and exit 2, or a sane answer ------------------------------------------------
+def _one_line_error(args: list[str], needle: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (args[:6], r.exit_code, r.stderr[-300:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr[-300:]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["estimate", "x" * 300], "File name too long"),  # was OSError (ENAMETOOLONG): exit 3
+    (["estimate", "x" * 5000], "MODEL: 5,000 characters, more than 4,096"),
+    (["estimate", "~no-such-user-llm-mem/x"], "no home folder for that user"),  # was RuntimeError: exit 3
+    (["estimate", "--config", "~no-such-user-llm-mem/c.json", "x"], "no home folder"),
+    (["estimate", "a\nb"], "MODEL: holds the control character '\\n'"),  # the error was two lines
+    (["estimate", "llama-3.1-8b", "--revision", "a\x1b[31m"], "--revision: holds the control character"),
+    (["estimate", "   "], "MODEL: empty"),
+    (["estimate", "org/model", "--token", "é"], "--token: must be 1 to 1024 printable ASCII"),  # UnicodeEncodeError
+    (["estimate", "llama-3.1-8b", "--token", "hf_x"], "--token does not apply to a bundled model"),  # was ignored
+    (["estimate", "llama-3.1-8b", "--allow-missing-shards"], "--allow-missing-shards does not apply to a bundled"),
+    (["estimate", "./no-such-folder", "--revision", "main"], "--revision does not apply to a local path"),
+    (["estimate", "llama3.1:8b", "--revision", "main"], "--revision does not apply to an Ollama model"),
+    (["check", "--model", "a\nb", "--gpu", "L4"], "--model: holds the control character"),
+    (["check", "--model", "llama-3.1-8b", "--gpu", "L\x1b4"], "--gpu: holds the control character"),
+    (["check", "--model", "opt-125m", "--gpu", "999999999999999999999xH100"], "over 131,072 devices"),  # OverflowError
+    (["plan", "opt-125m", "--gpu", "9" * 5000 + "xH100"], "over 131,072 devices"),
+    (["plan", "opt-125m", "--gpu", "131073xH100"], "over 131,072 devices"),
+    (["plan", "opt-125m", "--gpu", "131072xH100,4090"], "more than 131,072 devices in one pool"),
+    (["plan", "llama-3.1-8b", "--gpu", "4090,L4", "--sweep", "context"], "--sweep charts one GPU kind"),
+    (["plan", "--gpu", "8GB", "--config", "x.json"], "--config reads a MODEL"),  # silently ignored before
+    (["plan", "--gpu", "8GB", "--revision", "main"], "--revision reads a MODEL"),
+    (["plan", "--gpu", "8GB", "--allow-missing-shards"], "--allow-missing-shards reads a MODEL"),
+    (["plan", "--gpu", "8GB", "--precision", "int8"], "--precision does not apply to the fit table"),
+    (["plan", "--gpu", "8GB", "--context", "32k"], "--context does not apply to the fit table"),
+    (["plan", "--gpu", "8GB", "--runtime", "vllm"], "--runtime does not apply to the fit table"),
+    (["plan", "--gpu", "8GB", "--train", "lora"], "--train does not apply to the fit table"),
+    (["plan", "--gpu", "8GB", "--kv-dtype", "fp8"], "--kv-dtype does not apply"),  # was a llama.cpp error
+    (["plan", "--gpu", "8GB", "--quant", "Q4_K_M", "-ngl", "10"], "does not apply to the fit table"),
+    (["estimate", "llama-3.1-8b", "--train", "lora", "--runtime", "vllm"], "--runtime applies to inference"),
+    (["plan", "llama-3.1-8b", "--train", "full", "--train-tokens", "9" * 400], "must be between 1 and 10^15"),
+    (["estimate", "llama-3.1-8b", "--train", "full", "--kv-dtype", "fp8"], "--kv-dtype applies to inference"),
+], ids=lambda v: repr(v)[:60] if isinstance(v, list) else None)
+def test_hostile_command_lines_are_one_line_errors(args, needle):
+    _one_line_error(args, needle)
+
+
+@pytest.mark.parametrize("flag", ["--junit", "--plot"])
+def test_output_files_refuse_fifos_and_devices_without_blocking(tmp_path, flag):
+    """--junit and --plot on a FIFO used to block forever in open(); /dev/stdout would mix into --json."""
+    fifo = tmp_path / "out.svg"
+    os.mkfifo(fifo)
+    base = (["check", "--model", "opt-125m", "--gpu", "L4"] if flag == "--junit"
+            else ["plan", "opt-125m", "--gpu", "L4", "--sweep", "context"])
+    _one_line_error([*base, flag, str(fifo)], "a pipe with no reader")
+    folder = tmp_path / "d.svg"
+    folder.mkdir()
+    _one_line_error([*base, flag, str(folder)], f"cannot write {flag}")
+    if flag == "--junit":
+        _one_line_error([*base, "--json", flag, "/dev/null"], "not a regular file")
+
+
+def _yaml(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "f.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_check_and_catalog_yaml_bombs_are_refused_fast(tmp_path):
+    """A 5,000-deep list hit PyYAML's recursion (exit 3); a flat list of 200,000 values took a minute per
+    2 MiB to build; 10,000 entries took 25 s to plan. Each is refused before it is built."""
+    import time
+
+    for depth in (100, 5000):  # libyaml itself refuses 1,000 levels; the pure-Python composer recursed
+        deep = "version: 1\nchecks: " + "[" * depth + "]" * depth + "\n"
+        _one_line_error(["check", _yaml(tmp_path, deep)], "nest")
+        _one_line_error(["gpus", "--catalog", _yaml(tmp_path, "devices: " + "[" * depth + "]" * depth)], "nest")
+    _one_line_error(["check", _yaml(tmp_path, "version: 1\nchecks: " + "[" * 40 + "]" * 40)], "more than 32 levels")
+    start = time.monotonic()
+    flat = "version: 1\nchecks: [" + "1," * 200_000 + "]\n"
+    _one_line_error(["check", _yaml(tmp_path, flat)], "more than 100,000 values")
+    _one_line_error(["gpus", "--catalog", _yaml(tmp_path, "devices: [" + "1," * 200_000 + "]")], "more than 100,000")
+    entries = "".join(f"  - {{name: c{i}, model: opt-125m, gpu: L4}}\n" for i in range(1001))
+    _one_line_error(["check", _yaml(tmp_path, "version: 1\nchecks:\n" + entries)], "1,001 entries, more than 1,000")
+    assert time.monotonic() - start < 20
+
+
+def test_check_names_with_control_characters_are_refused(tmp_path):
+    """A name holding a newline split its stderr line in two and reached the JUnit file."""
+    text = 'version: 1\nchecks:\n  - name: "a\\nb"\n    model: opt-125m\n    gpu: L4\n'
+    _one_line_error(["check", _yaml(tmp_path, text)], "field name: holds the control character")
+
+
+def test_check_allows_llamacpp_expert_offload_as_offload():
+    """llama.cpp's MoE experts in host RAM (planner strategy expert_offload) was a KeyError in check: exit 3."""
+    args = ["check", "--model", "qwen3-30b-a3b", "--gpu", "8GB", "--runtime", "llamacpp", "--json"]
+    r = runner.invoke(app, [*args, "--allow", "offload"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["results"][0]["strategy"] == "offload"
+    r = runner.invoke(app, args[:-1])  # not allowed: a fail naming offload, and no negative "free" figure
+    assert r.exit_code == 1 and "would run with offload" in r.stdout and "short" in r.stdout, r.stdout
+    assert not any(cell.strip().startswith("-") and cell.strip()[1:2].isdigit() for cell in r.stdout.split("│"))
+
+
+def test_vllm_budget_is_never_negative_on_a_tiny_device():
+    """A 1-byte budget with data parallel (NCCL buffers reserved) gave capacity.budget_bytes < 0."""
+    r = runner.invoke(app, ["estimate", "gpt-oss-20b", "--runtime", "vllm", "-dp", "2", "--gpu", "1B", "--json"])
+    assert r.exit_code == 0, r.stderr
+    cap = json.loads(r.stdout)["capacity"]
+    assert cap["budget_bytes"] == 0 and cap["available_kv_bytes"] == 0 and cap["max_concurrency"] == 0
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("bandwidth_gbps", ".inf", "finite number"),  # every speed divided by zero: exit 3
+    ("bandwidth_gbps", "1e-308", "greater than or equal to 0.001"),  # seconds per token overflowed to inf
+    ("tflops", "{bf16: .nan}", "finite number"),
+    ("interconnect", "{name: x, per_direction_gbps: .inf}", "finite number"),
+    ("memory_bytes", "1000000000000000000000000000", "less than or equal to"),
+    ("devices_per_card", "1000000", "less than or equal to 131072"),
+])
+def test_catalog_figures_are_finite_and_bounded(tmp_path, field, value, needle):
+    text = (f"devices:\n  - id: X-GPU\n    name: X\n    vendor: nvidia\n    sources: [x]\n"
+            f"    {'memory_bytes: 80 GiB' if field != 'memory_bytes' else ''}\n    {field}: {value}\n")
+    _one_line_error(["plan", "opt-125m", "--gpu", "2xX-GPU", "--catalog", _yaml(tmp_path, text)], needle)
+
+
+def test_local_folders_with_broken_links_are_one_line_errors(tmp_path):
+    """A dangling symlink among the shards or GGUF files, or a symlink loop, was an OSError: exit 3."""
+    gguf = tmp_path / "g"
+    gguf.mkdir()
+    (gguf / "a-Q4_K_M.gguf").symlink_to(tmp_path / "absent")
+    _one_line_error(["estimate", str(gguf)], "No such file or directory")
+    loop = tmp_path / "l"
+    loop.mkdir()
+    (loop / "x.gguf").symlink_to(loop / "x.gguf")
+    _one_line_error(["estimate", str(loop)], "Too many levels of symbolic links")
+    st = tmp_path / "s"
+    st.mkdir()
+    (st / "config.json").write_text((BUNDLED / "meta-llama__Llama-3.1-8B.json").read_text())
+    (st / "model.safetensors").symlink_to(tmp_path / "absent")
+    _one_line_error(["estimate", str(st)], "cannot read")
+
+
+def test_control_characters_in_data_never_reach_the_terminal(tmp_path):
+    """A GGUF file named with an ESC sequence was printed raw (in the header and the llama-server line)."""
+    from fakehub import llama_gguf_kv, llama_gguf_tensors, make_gguf, write_blob
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    write_blob(folder / "m\x1b[2J\r-Q4_K_M.gguf", make_gguf("llama", llama_gguf_kv(), llama_gguf_tensors()))
+    for args in (["estimate", str(folder)], ["plan", str(folder), "--gpu", "L4"], ["estimate", str(folder), "--json"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.stderr
+        assert "\x1b" not in r.stdout + r.stderr and "\r" not in r.stdout + r.stderr
+        if "--json" not in args:
+            assert "m\\x1b[2J\\r-Q4_K_M.gguf" in r.stdout
+
+
+def test_llamacpp_plan_says_the_ngl_it_was_given():
+    """`plan ... -ngl 0` sized the user's -ngl but called it "every layer on the GPU"."""
+    r = runner.invoke(app, ["plan", "qwen3-30b-a3b", "--gpu", "8GB", "--quant", "Q4_K_M", "-ngl", "0", "--json"])
+    assert r.exit_code == 0, r.stderr
+    single = json.loads(r.stdout)["options"][0]
+    assert "-ngl 0: 0/48 layers on the GPU" in single["reason"] and "every layer" not in single["reason"]

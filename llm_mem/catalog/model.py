@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from llm_mem.errors import UsageError, quote
-from llm_mem.units import GIB, MIB, parse_size
+from llm_mem.units import GIB, MAX_SIZE_BYTES, MIB, parse_size
 
 # --------------------------------------------------------------------------- constants
 #: Memory a process loses to its CUDA context before its allocator gets anything: 274 MiB with
@@ -52,6 +52,16 @@ DRIVER_RESERVE_BYTES = 512 * MIB
 APPLE_LARGE_RAM_BYTES = 64 * GIB
 
 TFLOPS_KEYS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
+
+# Bounds on a catalog entry's figures (a user's --catalog file included), so that no speed or count the
+# planner derives from them divides by zero, overflows a float or loops for long: from 1 MB/s to 100,000
+# GB/s for every bandwidth (12x B200's 8,000 GB/s HBM3e), 0.001 to 1,000,000 TFLOPS (50x B200's dense FP4),
+# memory up to 1 EiB (as --gpu sizes, llm_mem.units.MAX_SIZE_BYTES), device counts up to 131,072
+# (llm_mem.workload.MAX_GPUS), power up to 100 kW.
+MIN_RATE_GBPS, MAX_RATE_GBPS = 0.001, 100_000.0
+MIN_TFLOPS, MAX_TFLOPS = 0.001, 1_000_000.0
+MAX_DEVICES = 2**17
+MAX_TDP_W = 100_000.0
 
 #: Leading words ignored when looking a name up ("NVIDIA GeForce RTX 4090" -> "rtx4090").
 _VENDOR_WORDS = frozenset(
@@ -134,7 +144,9 @@ def _to_bytes(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- models
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and Infinity are refused in every float (YAML reads `.inf` and `.nan`): a bandwidth of .inf made
+    # every speed divide by zero
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 BUDGET_ID_PREFIX = "BUDGET-"  # ids of synthetic devices made from a size (`--gpu 8GB`)
@@ -145,9 +157,9 @@ class Interconnect(_Frozen):
     directions summed (NVIDIA's marketing figure); given one, the other is derived."""
 
     name: str
-    per_direction_gbps: float | None = Field(default=None, gt=0)
-    bidirectional_gbps: float | None = Field(default=None, gt=0)
-    domain_size: int | None = Field(default=None, ge=2)
+    per_direction_gbps: float | None = Field(default=None, ge=MIN_RATE_GBPS, le=MAX_RATE_GBPS)
+    bidirectional_gbps: float | None = Field(default=None, ge=MIN_RATE_GBPS, le=2 * MAX_RATE_GBPS)
+    domain_size: int | None = Field(default=None, ge=2, le=MAX_DEVICES)
 
     @model_validator(mode="before")
     @classmethod
@@ -182,23 +194,23 @@ class Gpu(_Frozen):
     aliases: tuple[str, ...] = ()
     memory_marketed: str | None = None
     memory_type: str | None = None
-    memory_bytes: int = Field(gt=0)
-    memory_mib_reported: int | None = Field(default=None, gt=0)
-    framework_total_bytes: int | None = Field(default=None, gt=0)
-    usable_bytes: int = Field(gt=0)
+    memory_bytes: int = Field(gt=0, le=MAX_SIZE_BYTES)
+    memory_mib_reported: int | None = Field(default=None, gt=0, le=MAX_SIZE_BYTES // MIB)
+    framework_total_bytes: int | None = Field(default=None, gt=0, le=MAX_SIZE_BYTES)
+    usable_bytes: int = Field(gt=0, le=MAX_SIZE_BYTES)
     usable_source: str
-    bandwidth_gbps: float | None = Field(default=None, gt=0)
+    bandwidth_gbps: float | None = Field(default=None, ge=MIN_RATE_GBPS, le=MAX_RATE_GBPS)
     tflops: dict[str, float] = Field(default_factory=dict)
     native_bf16: bool | None = None
     native_fp8: bool | None = None
     native_fp4: bool | None = False
     interconnect: Interconnect | None = None
     pcie: str | None = None
-    pcie_gbps: float | None = Field(default=None, gt=0)
-    node_size: int | None = Field(default=None, ge=1)
-    devices_per_card: int = Field(default=1, ge=1)
+    pcie_gbps: float | None = Field(default=None, ge=MIN_RATE_GBPS, le=MAX_RATE_GBPS)
+    node_size: int | None = Field(default=None, ge=1, le=MAX_DEVICES)
+    devices_per_card: int = Field(default=1, ge=1, le=MAX_DEVICES)
     unified_memory: bool = False
-    tdp_w: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0, le=MAX_TDP_W)
     confidence: Literal["high", "medium", "low"] | None = None
     sources: tuple[str, ...] = Field(min_length=1)
     notes: tuple[str, ...] = ()
@@ -268,9 +280,10 @@ class Gpu(_Frozen):
         unknown = sorted(set(value) - set(TFLOPS_KEYS))
         if unknown:
             raise ValueError(f"unknown precision {unknown[0]!r}; use {', '.join(TFLOPS_KEYS)}")
-        bad = [k for k, v in value.items() if not v > 0]
+        bad = [k for k, v in value.items() if not MIN_TFLOPS <= v <= MAX_TFLOPS]
         if bad:
-            raise ValueError(f"tflops.{bad[0]} must be positive")
+            raise ValueError(f"tflops.{bad[0]} = {quote(value[bad[0]])} must be from {MIN_TFLOPS:g} to "
+                             f"{MAX_TFLOPS:,.0f}")
         return value
 
     @model_validator(mode="after")

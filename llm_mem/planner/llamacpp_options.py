@@ -40,7 +40,14 @@ def llamacpp_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOpti
     out: list[PlanOption] = []
     base = report_for(ctx, gpu)
     if count in (None, 1):
-        out.append(_llamacpp_single(ctx, gpu, base, "single", "llama.cpp, every layer on the GPU"))
+        w = ctx.workload  # the user's -ngl / --n-cpu-moe, said as given (not "every layer on the GPU")
+        what = "llama.cpp, every layer on the GPU"
+        if w.n_gpu_layers is not None and w.n_gpu_layers <= spec.num_layers:
+            what = (f"llama.cpp -ngl {w.n_gpu_layers}: {max(w.n_gpu_layers - 1, 0)}/{spec.num_layers} layers"
+                    + (" and the output layer" if w.n_gpu_layers else "") + " on the GPU")
+        if w.n_cpu_moe:
+            what += f", experts of the first {w.n_cpu_moe} layers in host RAM"
+        out.append(_llamacpp_single(ctx, gpu, base, "single", what))
         if out[0].fits:
             return out
     if (count is not None and count > 1) or (count is None and not gpu.is_budget):

@@ -42,7 +42,8 @@ def parse_train_tokens(text: str | int) -> int:
     m = _TOKENS_RE.match(str(text))
     if not m:
         raise UsageError(f"cannot read {str(text)[:40]!r} as a token count", "use e.g. 1B, 500M or 15T")
-    value = int(float(m.group(1)) * _SUFFIX[m.group(2).lower()])
+    number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]  # inf for a 400-digit count: refused below
+    value = int(number) if number <= MAX_TRAIN_TOKENS else MAX_TRAIN_TOKENS + 1
     if not 0 < value <= MAX_TRAIN_TOKENS:
         raise UsageError(f"--train-tokens {str(text)[:40]} must be between 1 and 10^15 tokens")
     return value

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_mem.errors import ModelNotFoundError
+from llm_mem.errors import ModelNotFoundError, UsageError
 from llm_mem.sources.bundled import close_matches, find_bundled, load_bundled_config
 from llm_mem.sources.parse import parse_config
 from llm_mem.spec import Checkpoint, ModelSpec, ResolvedModel, Source
@@ -66,6 +66,15 @@ def _warnings(spec: ModelSpec, extra: tuple[str, ...] | list[str] = ()) -> tuple
     return tuple(out)
 
 
+def _unread(what: str, **given: object) -> None:
+    """Refuse an option this kind of source does not read (--revision and --token are for the Hub,
+    --allow-missing-shards for safetensors indexes): never silently ignored."""
+    for option, value in given.items():
+        if value not in (None, False):
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} does not apply to {what}", "drop it")
+
+
 def _from_gguf(name: str, g: GgufModel, source: Source) -> ResolvedModel:
     return ResolvedModel(name=name, spec=g.spec, source=source, checkpoint=g.checkpoint,
                          warnings=_warnings(g.spec, g.warnings))
@@ -87,11 +96,13 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         from llm_mem.sources.local import load_local
 
         path = _expand(config if config is not None else name)
+        _unread("a local path" if config is None else "--config", revision=revision, token=token)
         if not _exists(path):
             raise ModelNotFoundError(f"no such file or folder: {path}")
         local = load_local(path, quant=quant, allow_missing_shards=allow_missing_shards)
         display = name if config is None else str(name)
         if local.gguf is not None:
+            _unread("a GGUF file (its split parts are all read)", allow_missing_shards=allow_missing_shards)
             return _from_gguf(display, local.gguf, Source(kind="gguf", location=local.location))
         assert local.raw is not None
         spec = _parse(local.raw, local.checkpoint)
@@ -103,9 +114,12 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         from llm_mem.sources.ollama import looks_like_ollama
 
         if looks_like_ollama(name):
+            _unread("an Ollama model", revision=revision, token=token, allow_missing_shards=allow_missing_shards)
             return _ollama(name)
     bundled = find_bundled(name) if revision is None else None
     if bundled is not None:
+        _unread("a bundled model (its config ships with llm-mem)", token=token,
+                allow_missing_shards=allow_missing_shards)
         spec = parse_config(load_bundled_config(bundled))
         note = None if bundled.provenance == "downloaded" else f"config {bundled.provenance}"
         is_alias = name.lower() in (a.lower() for a in bundled.aliases)
@@ -115,6 +129,7 @@ def resolve_model(name: str, *, config: Path | None = None, revision: str | None
         return ResolvedModel(name=display, spec=spec, source=Source(kind="bundled", location=bundled.file, note=note),
                              warnings=_warnings(spec))
     if "/" not in name and _in_ollama_store(name):
+        _unread("an Ollama model", token=token, allow_missing_shards=allow_missing_shards)
         return _ollama(name)
     if not use_hub or not _REPO_ID.match(name):
         close = close_matches(name)

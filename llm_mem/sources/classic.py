@@ -1,4 +1,4 @@
-"""Older decoder-only families with LayerNorms and plain GELU MLPs (Phi-1/2, GPT-J, CodeGen, GPTBigCode
+"""Older decoder-only families with LayerNorms and plain GELU MLPs (Phi-1/2, GPT-J, GPT-Neo, CodeGen, GPTBigCode
 (StarCoder 1), MPT), as spec fields over the Llama-way reading of their config.
 
 Read off transformers 5.24 models/<family>/modeling_<family>.py (nn.Linear bias arguments, the norms of
@@ -67,7 +67,50 @@ def _mpt(cfg: dict[str, Any]) -> Fields:
             "intermediate_size": 4 * h, "tie_word_embeddings": _b(cfg, "tie_word_embeddings", True)}
 
 
+def _gpt_neo(cfg: dict[str, Any]) -> Fields:
+    """GPTNeoSelfAttention: q/k/v without bias, out_proj with bias; GPTNeoMLP c_fc / c_proj with bias
+    (intermediate_size, else 4 x hidden); ln_1, ln_2, ln_f LayerNorms; learned positions (max_position_embeddings
+    rows); tie True. GPTNeoConfig.attention_layers expands attention_types ([["global", "local"], 12]): a local
+    layer attends within window_size tokens."""
+    n = int(cfg.get("num_layers") or 24)
+    kinds: list[str] = []
+    for item in cfg.get("attention_types") or [[["global", "local"], n // 2]]:
+        kinds += list(item[0]) * int(item[1])
+    window = int(cfg.get("window_size") or 256)
+    positions = int(cfg.get("max_position_embeddings") or 2048)
+    return {"qkv_bias": False, "o_bias": True, "mlp_kind": "plain", "mlp_bias": True, "norm": "layer",
+            "qk_norm": False, "position_embeddings": positions, "sliding_window": window,
+            "layer_types": tuple("sliding" if k == "local" else "full" for k in kinds),
+            "tie_word_embeddings": _b(cfg, "tie_word_embeddings", True)}
+
+
+def _persimmon(cfg: dict[str, Any]) -> Fields:
+    """PersimmonAttention: one query_key_value and dense, both with bias, q/k LayerNorms over one head (with bias)
+    when qk_layernorm (default); PersimmonMLP dense_h_to_4h / dense_4h_to_h with bias; LayerNorms with bias and a
+    final one; tie False."""
+    extra: list[tuple[int, str, str, tuple[int, ...]]] = []
+    if _b(cfg, "qk_layernorm", True):
+        d = int(cfg["hidden_size"]) // int(cfg["num_attention_heads"])
+        extra = [(i, f"layers.{i}.attn.{q}_layernorm.{p}", "norm", (d,)) for i in range(int(cfg["num_hidden_layers"]))
+                 for q in ("q", "k") for p in ("weight", "bias")]
+    return {"qkv_bias": True, "o_bias": True, "mlp_kind": "plain", "mlp_bias": True, "norm": "layer",
+            "fused_qkv": True, "qk_norm": False, "num_kv_heads": int(cfg["num_attention_heads"]),
+            "extra": tuple(extra), "tie_word_embeddings": _b(cfg, "tie_word_embeddings", False)}
+
+
 FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
+    "persimmon": _persimmon,
+    # XGLMDecoderLayer: OPT-style (q/k/v/out_proj and fc1 / fc2 with bias, LayerNorms with bias, a final
+    # layer_norm) with sinusoidal positions, which are a buffer; tie True
+    "xglm": lambda c: {"qkv_bias": True, "o_bias": True, "mlp_kind": "plain", "mlp_bias": True, "norm": "layer",
+                       "qk_norm": False, "tie_word_embeddings": _b(c, "tie_word_embeddings", True)},
+    # OpenAI GPT (modeling_openai.py): GPT-2's Conv1D blocks (fused c_attn, c_proj, c_fc with biases, ln_1 / ln_2)
+    # applied post-LN, so no final norm; learned positions (n_positions); tie True
+    "openai-gpt": lambda c: {"qkv_bias": True, "o_bias": True, "mlp_kind": "plain", "mlp_bias": True, "norm": "layer",
+                             "fused_qkv": True, "qk_norm": False, "final_norm": False,
+                             "position_embeddings": int(c.get("n_positions") or 512),
+                             "tie_word_embeddings": _b(c, "tie_word_embeddings", True)},
+    "gpt_neo": _gpt_neo,
     "phi": _phi,
     "gptj": lambda c: _gptj(c, False),
     "codegen": lambda c: _gptj(c, True),

@@ -1,4 +1,5 @@
-"""BERT-style encoders (BERT, RoBERTa, XLM-RoBERTa, CamemBERT, Data2Vec-Text, X-MOD, ELECTRA) and
+"""BERT-style encoders (BERT, RoBERTa, XLM-RoBERTa, CamemBERT, Data2Vec-Text, X-MOD, ELECTRA, ERNIE 1-3,
+BertGeneration, BigBird, RoFormer, and the pre-LN RoBERTa-PreLayerNorm, XLM-RoBERTa-XL and Megatron-BERT) and
 ModernBERT-decoder, as spec fields over the Llama-way reading of their config.
 
 An encoder layer is post-LN: q/k/v and the attention output with biases, a LayerNorm after attention, a
@@ -23,8 +24,13 @@ Fields = dict[str, Any]
 Extra = list[tuple[int, str, str, tuple[int, ...]]]
 
 # Families whose encoder is RobertaEmbeddings + RobertaLMHead (their modeling files copy Roberta's).
-ROBERTA_LIKE = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text", "xmod"})
-ENCODERS = ROBERTA_LIKE | {"bert", "electra"}
+ROBERTA_LIKE = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text", "xmod", "roberta-prelayernorm",
+                          "xlm-roberta-xl"})
+# Pre-LN encoders: a final LayerNorm after the last layer (RobertaPreLayerNormModel.LayerNorm,
+# XLMRobertaXLEncoder.LayerNorm, MegatronBertEncoder.ln), and no LayerNorm on the embeddings for two of them.
+FINAL_NORM = frozenset({"roberta-prelayernorm", "xlm-roberta-xl", "megatron-bert"})
+NO_EMBEDDING_NORM = frozenset({"xlm-roberta-xl", "megatron-bert"})
+ENCODERS = ROBERTA_LIKE | {"bert", "electra", "megatron-bert", "ernie", "bert-generation", "big_bird", "roformer"}
 
 
 def _get(cfg: dict[str, Any], key: str, default: Any) -> Any:
@@ -48,7 +54,8 @@ def _encoder(cfg: dict[str, Any], family: str) -> Fields:
     h, v = int(cfg["hidden_size"]), int(cfg["vocab_size"])
     e = int(_get(cfg, "embedding_size", h)) if family == "electra" else h  # ElectraConfig.embedding_size
     positions = int(_get(cfg, "max_position_embeddings", 512))
-    types = int(_get(cfg, "type_vocab_size", 2))
+    # BertGenerationEmbeddings has no token-type table (and BertGenerationOnlyLMHead no transform)
+    types = 0 if family == "bert-generation" else int(_get(cfg, "type_vocab_size", 2))
     extra: Extra = []
     kw: Fields = {"norm": "layer", "norm_bias": True, "norms_per_layer": 2, "final_norm": False, "qkv_bias": True,
                   "o_bias": True, "mlp_kind": "plain", "mlp_bias": True, "qk_norm": False,
@@ -56,9 +63,17 @@ def _encoder(cfg: dict[str, Any], family: str) -> Fields:
                   "encoder": not bool(cfg.get("is_decoder", False)), "layer_types": ("full",) * int(
                       cfg["num_hidden_layers"]), "sliding_window": None}
     if e == h:
-        kw.update(position_embeddings=positions, embedding_norm=True)
+        kw.update(position_embeddings=positions, embedding_norm=family not in NO_EMBEDDING_NORM,
+                  final_norm=family in FINAL_NORM)
         if types:
             extra.append((-1, "embeddings.token_type_embeddings.weight", "pos_embed", (types, h)))
+        if family == "roformer":  # RoFormerEncoder.embed_positions: a sinusoidal table of one head's width
+            kw["position_embeddings"] = 0
+            extra.append((-1, "encoder.embed_positions.weight", "pos_embed",
+                          (positions, h // int(cfg["num_attention_heads"]))))
+        if family == "ernie" and cfg.get("use_task_id"):  # ErnieEmbeddings: a task-type table with use_task_id
+            extra.append((-1, "embeddings.task_type_embeddings.weight", "pos_embed",
+                          (int(_get(cfg, "task_type_vocab_size", 3)), h)))
     else:
         # ELECTRA: embeddings of embedding_size, embeddings_project up to hidden (with bias), and the generator
         # head's dense back down (with bias): llm_mem.params' embed_proj_dim pair, their biases here
@@ -87,6 +102,15 @@ def _encoder(cfg: dict[str, Any], family: str) -> Fields:
                 _ln(extra, i, f"layers.{i}.output.adapter_layer_norm", h)
         if _get(cfg, "pre_norm", False):
             _ln(extra, -1, "encoder.LayerNorm", h)
+    if family == "big_bird":  # BigBirdForCausalLM builds BigBirdModel with its pooler (add_pooling_layer=True)
+        _dense(extra, -1, "bert.pooler", "embed_proj", h, h)
+        kw["qkv_bias"] = bool(_get(cfg, "use_bias", True))  # BigBirdSelfAttention: q/k/v biased by use_bias
+    if family == "bert-generation":  # BertGenerationOnlyLMHead: the tied decoder and its bias
+        extra.append((-1, "lm_head.bias", "bias", (v,)))
+        if not kw["tie_word_embeddings"]:
+            extra.append((-1, "lm_head.decoder.bias", "bias", (v,)))
+        kw["extra"] = tuple(extra)
+        return kw
     head = "lm_head" if family in ROBERTA_LIKE else "cls.predictions.transform"
     _dense(extra, -1, f"{head}.dense", "embed_proj", h, h)
     _ln(extra, -1, f"{head}.layer_norm" if family in ROBERTA_LIKE else f"{head}.LayerNorm", h)
@@ -138,6 +162,8 @@ FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
 
 def unsupported(cfg: dict[str, Any], family: str) -> str | None:
     """An option these layouts do not cover, or None."""
+    if family == "roformer" and cfg.get("embedding_size") not in (None, cfg.get("hidden_size")):
+        return "embedding_size"  # an embedding narrower than the encoder (embeddings_project), not laid out
     if family in ENCODERS and cfg.get("add_cross_attention"):
         return "add_cross_attention"  # a second attention block per layer (the encoder-decoder use)
     return None

@@ -66,7 +66,7 @@ def _deepseek_v32(c: dict[str, Any]) -> Fields:
     """DeepseekV32Attention (modeling_deepseek_v32.py): DeepSeek-V3's MLA plus the lightning indexer per layer
     (DeepseekV32Indexer: wq_b from the q LoRA rank to index_n_heads x index_head_dim, wk from hidden to one
     index_head_dim key, a LayerNorm k_norm with bias, weights_proj to index_n_heads; no biases); MoE where
-    mlp_layer_types says "sparse" (DeepseekV32Config: the first first_k_dense_replace layers dense)."""
+    mlp_layer_types says "sparse" (read by the parser's DeepSeek MoE layout)."""
     n, h = int(c["num_hidden_layers"]), int(c["hidden_size"])
     d, heads = int(c.get("index_head_dim") or 128), int(c.get("index_n_heads") or 64)
     q_rank = int(c.get("q_lora_rank") or 1536)
@@ -76,16 +76,7 @@ def _deepseek_v32(c: dict[str, Any]) -> Fields:
         extra += [(i, f"{p}.wq_b.weight", "attn_q_b", (heads * d, q_rank)), (i, f"{p}.wk.weight", "attn_kv_a", (d, h)),
                   (i, f"{p}.k_norm.weight", "norm", (d,)), (i, f"{p}.k_norm.bias", "norm", (d,)),
                   (i, f"{p}.weights_proj.weight", "router", (heads, h))]
-    out: Fields = {"indexer_head_dim": d, "extra": tuple(extra), **_tie(c, False)}
-    types = c.get("mlp_layer_types")
-    if isinstance(types, list) and len(types) == n:
-        experts = int(c.get("n_routed_experts") or 256)
-        moe_i = int(c.get("moe_intermediate_size") or 2048)
-        out["moe"] = MoeSpec(num_experts=experts, top_k=int(c.get("num_experts_per_tok") or 8),
-                             expert_intermediate_size=moe_i,
-                             shared_intermediate_size=moe_i * int(c.get("n_shared_experts") or 0),
-                             moe_layers=tuple(t == "sparse" for t in types))
-    return out
+    return {"indexer_head_dim": d, "extra": tuple(extra), **_tie(c, False)}
 
 
 def _gemma3n(c: dict[str, Any]) -> Fields:
@@ -124,6 +115,129 @@ def _gemma3n(c: dict[str, Any]) -> Fields:
             "kv_shared_layers": int(c.get("num_kv_shared_layers") or 0), "extra": tuple(extra), **_tie(c, True)}
 
 
+def _ernie45_moe(c: dict[str, Any]) -> Fields:
+    """Ernie4_5_MoeDecoderLayer (modeling_ernie4_5_moe.py): every projection (and lm_head) biased by use_bias;
+    the MoE block where (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i <= moe_layer_end_index
+    (-1: the last layer), else a dense MLP: moe_num_experts experts of moe_intermediate_size, moe_num_shared_experts
+    shared ones, a bias-free router and its e_score_correction_bias, a (1, experts) parameter (Ernie4_5_MoeStatics)."""
+    n = int(c["num_hidden_layers"])
+    start, end = int(c.get("moe_layer_start_index", 1) or 0), c.get("moe_layer_end_index", -1)
+    end = n - 1 if end in (None, -1) else int(end)
+    step = int(c.get("moe_layer_interval") or 1)
+    layers = tuple((i + 1) % step == 0 and start <= i <= end for i in range(n))
+    experts, moe_i = int(c.get("moe_num_experts") or 64), int(c.get("moe_intermediate_size") or 1536)
+    moe = MoeSpec(num_experts=experts, top_k=int(c.get("moe_k") or 6), expert_intermediate_size=moe_i,
+                  shared_intermediate_size=moe_i * int(c.get("moe_num_shared_experts") or 0), moe_layers=layers)
+    extra: list[tuple[int, str, str, tuple[int, ...]]] = [
+        (i, f"layers.{i}.mlp.gate.moe_statics.e_score_correction_bias", "router", (1, experts))
+        for i in range(n) if layers[i]]
+    bias = _b(c, "use_bias", False)
+    if bias:
+        extra.append((-1, "lm_head.bias", "bias", (int(c["vocab_size"]),)))
+    return {**_attn(c, "use_bias"), "mlp_bias": bias, "moe": moe if any(layers) else None, "extra": tuple(extra),
+            **_tie(c, True)}
+
+
+def _typed_moe(c: dict[str, Any], experts: int, top_k: int, width: int, shared: int) -> MoeSpec | None:
+    """The MoE block where mlp_layer_types says "sparse" (absent: from first_k_dense_replace, else every layer)."""
+    n = int(c["num_hidden_layers"])
+    types = c.get("mlp_layer_types")
+    if not isinstance(types, list) or len(types) != n:
+        first = int(c.get("first_k_dense_replace") or 0)
+        types = ["dense" if i < first else "sparse" for i in range(n)]
+    layers = tuple(t == "sparse" for t in types)
+    return MoeSpec(num_experts=experts, top_k=top_k, expert_intermediate_size=width, shared_intermediate_size=shared,
+                   moe_layers=layers) if any(layers) else None
+
+
+def _exaone_moe(c: dict[str, Any]) -> Fields:
+    """ExaoneMoeDecoderLayer (modeling_exaone_moe.py): Exaone 4's bias-free attention with per-head q/k norms;
+    the MoE block where mlp_layer_types says "sparse" (else from first_k_dense_replace): num_experts experts of
+    moe_intermediate_size, num_shared_experts shared ones, a bias-free router (e_score_correction_bias is a
+    buffer); a dense MLP elsewhere."""
+    moe_i = int(c.get("moe_intermediate_size") or 1024)
+    moe = _typed_moe(c, int(c.get("num_experts") or 64), int(c.get("num_experts_per_tok") or 8), moe_i,
+                     moe_i * int(c.get("num_shared_experts") or 0))
+    return {**_attn(c, "-", False), "mlp_bias": False, "qk_norm": True, "moe": moe, **_tie(c, False)}
+
+
+def _hy_v3(c: dict[str, Any]) -> Fields:
+    """HYV3DecoderLayer (modeling_hy_v3.py): per-head q/k norms, q/k/v/o biased by attention_bias, MLPs by mlp_bias;
+    the MoE block (num_experts of moe_intermediate_size, num_shared_experts shared ones, a bias-free router whose
+    e_score_correction_bias is not a parameter) where mlp_layer_types says "sparse"."""
+    moe_i = int(c.get("moe_intermediate_size") or 1536)
+    # HYV3Config.__post_init__: without mlp_layer_types, layer 0 dense and the rest sparse
+    moe = _typed_moe({**c, "first_k_dense_replace": 1}, int(c.get("num_experts") or 192),
+                     int(c.get("num_experts_per_tok") or 8), moe_i, moe_i * int(c.get("num_shared_experts") or 0))
+    return {**_attn(c), "mlp_bias": _b(c, "mlp_bias", False), "qk_norm": True, "moe": moe, **_tie(c, False)}
+
+
+def _mellum(c: dict[str, Any]) -> Fields:
+    """MellumDecoderLayer (modeling_mellum.py): per-head q/k norms, q/k/v/o biased by attention_bias; where
+    mlp_layer_types says "sparse", num_local_experts experts of moe_intermediate_size and a bias-free router (no
+    shared expert), else a gated MLP of intermediate_size."""
+    moe = _typed_moe(c, int(c.get("num_local_experts") or 64), int(c.get("num_experts_per_tok") or 8),
+                     int(c.get("moe_intermediate_size") or 896), 0)
+    return {**_attn(c), "mlp_bias": False, "qk_norm": True, "moe": moe, **_tie(c, False)}
+
+
+def _afmoe(c: dict[str, Any]) -> Fields:
+    """AfmoeDecoderLayer (modeling_afmoe.py): attention with q/k/v/o biased by attention_bias, per-head q/k norms and
+    a bias-free output gate (gate_proj, heads x head_dim); four norms; from layer num_dense_layers on, the MoE block
+    (num_experts of moe_intermediate_size, num_shared_experts shared ones, router.gate without bias, and
+    expert_bias, a parameter of one value per expert), before it a gated MLP of intermediate_size."""
+    n, h = int(c["num_hidden_layers"]), int(c["hidden_size"])
+    heads = int(c.get("num_attention_heads") or 16)
+    d = int(c.get("head_dim") or h // heads)
+    experts, moe_i = int(c.get("num_experts") or 64), int(c.get("moe_intermediate_size") or 1408)
+    moe = _typed_moe({"num_hidden_layers": n, "first_k_dense_replace": int(c.get("num_dense_layers", 1) or 0)},
+                     experts, int(c.get("num_experts_per_tok") or 6), moe_i,
+                     moe_i * int(c.get("num_shared_experts", 2) or 0))
+    extra: list[tuple[int, str, str, tuple[int, ...]]] = [
+        (i, f"layers.{i}.attn.gate_proj.weight", "attn_q", (heads * d, h)) for i in range(n)]
+    if moe is not None:
+        extra += [(i, f"layers.{i}.mlp.expert_bias", "router", (experts,)) for i in range(n) if moe.moe_layers[i]]
+    return {**_attn(c), "mlp_bias": False, "qk_norm": True, "norms_per_layer": 4, "moe": moe, "extra": tuple(extra),
+            **_tie(c, False)}
+
+
+def _apertus(c: dict[str, Any]) -> Fields:
+    """ApertusDecoderLayer (modeling_apertus.py): q/k/v/o biased by attention_bias, per-head q/k RMSNorms, a plain
+    bias-free up / down MLP whose xIELU activation (ApertusConfig hidden_act "xielu") holds two scalars,
+    alpha_p and alpha_n (activations.py XIELUActivation)."""
+    extra: list[tuple[int, str, str, tuple[int, ...]]] = []
+    if str(c.get("hidden_act") or "xielu") == "xielu":
+        extra = [(i, f"layers.{i}.mlp.act_fn.{a}", "norm", (1,)) for i in range(int(c["num_hidden_layers"]))
+                 for a in ("alpha_p", "alpha_n")]
+    return {**_attn(c), "mlp_kind": "plain", "mlp_bias": False, "qk_norm": True, "extra": tuple(extra),
+            **_tie(c, False)}
+
+
+def _bitnet(c: dict[str, Any]) -> Fields:
+    """BitNetDecoderLayer (modeling_bitnet.py): Llama's layer plus an RMSNorm before o_proj (attn_sub_norm,
+    hidden wide) and one before down_proj (ffn_sub_norm, intermediate wide)."""
+    h, i_w = int(c["hidden_size"]), int(c.get("intermediate_size") or 6912)
+    extra = [t for i in range(int(c["num_hidden_layers"]))
+             for t in ((i, f"layers.{i}.attn.attn_sub_norm.weight", "norm", (h,)),
+                       (i, f"layers.{i}.mlp.ffn_sub_norm.weight", "norm", (i_w,)))]
+    return {**_attn(c), "mlp_bias": False, "extra": tuple(extra), **_tie(c, False)}
+
+
+def _cohere2_moe(c: dict[str, Any]) -> Fields:
+    """Cohere2MoeDecoderLayer (modeling_cohere2_moe.py): where mlp_layer_types says "sparse", experts of
+    intermediate_size and, with num_shared_experts > 0, one shared MLP of intermediate_size x num_shared_experts;
+    where it says "dense", a gated MLP of prefix_dense_intermediate_size (else intermediate_size). The norms are
+    RMSNorms when rms_norm_eps is set, else bias-free LayerNorms (the same count)."""
+    n, inter = int(c["num_hidden_layers"]), int(c.get("intermediate_size") or 22528)
+    types = c.get("mlp_layer_types")
+    if not isinstance(types, list) or len(types) != n:
+        types = ["sparse"] * n
+    moe = _typed_moe({**c, "mlp_layer_types": types}, int(c.get("num_experts") or 8),
+                     int(c.get("num_experts_per_tok") or 2), inter, inter * int(c.get("num_shared_experts") or 0))
+    return {"moe": moe, "norm": "rms" if c.get("rms_norm_eps") else "layer",
+            "intermediate_size": int(c.get("prefix_dense_intermediate_size") or inter)}
+
+
 # family -> fields. Comments: the modeling file's layer, where it differs from Llama.
 FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
     # CwmAttention: q/k/v/o never biased; CwmMLP mlp_bias; CwmConfig tie False
@@ -154,6 +268,16 @@ FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
     # GraniteMoe(Shared): attention_bias on all four; experts only (plus the shared MLP)
     "granitemoe": lambda c: {**_attn(c), **_tie(c, False)},
     "granitemoeshared": lambda c: {**_attn(c), **_tie(c, False)},
+    # GraniteSWA / GraniteMoeSWA: Granite(MoE(Shared))'s layer plus per-head attention sinks; tie True / False
+    "granite_swa": lambda c: {**_attn(c), "mlp_bias": _b(c, "mlp_bias", False), "attention_sinks": True,
+                              **_tie(c, True)},
+    "granitemoe_swa": lambda c: {**_attn(c), "attention_sinks": True, **_tie(c, False)},
+    # FlexOlmo: OLMoE's layer (q/k norms over all heads, post-attention and post-feedforward norms); tie False
+    "flex_olmo": lambda c: {**_attn(c), "mlp_bias": False, "qk_norm": True, "qk_norm_full": True, **_tie(c, False)},
+    # NanoChat: RMSNorms without weights (no norm parameters), q/k norms likewise, a plain fc1 / fc2 MLP without
+    # bias (relu^2); tie False
+    "nanochat": lambda c: {**_attn(c), "mlp_kind": "plain", "mlp_bias": False, "norms_per_layer": 0,
+                           "final_norm": False, "qk_norm": False, **_tie(c, False)},
     # SeedOss: q/k/v bias attention_bias (default True), o_proj attention_out_bias (default False)
     "seed_oss": lambda c: {**_attn(c, default=True, o=_b(c, "attention_out_bias", False)),
                            "mlp_bias": _b(c, "mlp_bias", False), **_tie(c, False)},
@@ -166,6 +290,13 @@ FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
     # Glm4 adds post_self_attn_layernorm and post_mlp_layernorm
     "glm": lambda c: {**_attn(c, default=True, o=False), "mlp_bias": False, **_tie(c, False)},
     "glm4": lambda c: {**_attn(c, default=True, o=False), "mlp_bias": False, "norms_per_layer": 4, **_tie(c, False)},
+    # Glm4vMoeText: GLM-4-MoE's layer (the parser's DeepSeek-style MoE), q/k/v biased by attention_bias (default
+    # True here), o_proj never, no q/k norms
+    "glm4v_moe_text": lambda c: {**_attn(c, default=True, o=False), "mlp_bias": False, "qk_norm": False,
+                                 **_tie(c, False)},
+    # Glm4vTextAttention: q/k/v always biased, o_proj never; Glm4's four norms and fused gate_up
+    "glm4v_text": lambda c: {"qkv_bias": True, "o_bias": False, "mlp_bias": False, "norms_per_layer": 4,
+                             **_tie(c, False)},
     # Glm4Moe: DeepSeek-style layout (first_k_dense_replace, shared = moe_intermediate_size x n_shared_experts),
     # q/k/v bias attention_bias, o_proj without, q/k norm per head when use_qk_norm
     "glm4_moe": lambda c: {**_attn(c, o=False), "mlp_bias": False, "qk_norm": _b(c, "use_qk_norm", False),
@@ -190,6 +321,34 @@ FAMILIES: dict[str, Callable[[dict[str, Any]], Fields]] = {
     "llama4_text": _llama4,
     "deepseek_v32": _deepseek_v32,
     "gemma3n_text": _gemma3n,
+    "ernie4_5_moe": _ernie45_moe,
+    "exaone_moe": _exaone_moe,
+    "hy_v3": _hy_v3,
+    "mellum": _mellum,
+    # MiniCPM3 / Youtu-LLM: DeepSeek's MLA (the parser's DEEPSEEK layout), a dense gated MLP; tie True
+    "minicpm3": lambda c: {**_attn(c), "mlp_bias": _b(c, "mlp_bias", False), **_tie(c, True)},
+    "youtu": lambda c: {**_attn(c), "mlp_bias": False, **_tie(c, True)},
+    # HyperCLOVA X: Llama's layer plus post-attention and post-feedforward RMSNorms with use_post_norm (default)
+    "hyperclovax": lambda c: {**_attn(c), "mlp_bias": _b(c, "mlp_bias", False),
+                              "norms_per_layer": 4 if _b(c, "use_post_norm", True) else 2, **_tie(c, False)},
+    "apertus": _apertus,
+    # DiffLlamaAttention: Llama's attention plus four head_dim-wide vectors (lambda_q1, lambda_k1, lambda_q2,
+    # lambda_k2) per layer; no group norm parameters
+    "diffllama": lambda c: {**_attn(c), "mlp_bias": False, **_tie(c, False), "extra": tuple(
+        (i, f"layers.{i}.attn.{v}", "norm", (int(c.get("head_dim") or int(c["hidden_size"]) //
+                                                 int(c["num_attention_heads"])),))
+        for i in range(int(c["num_hidden_layers"])) for v in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"))},
+    "afmoe": _afmoe,
+    "apertus1p5_text": _apertus,  # Apertus1p5TextDecoderLayer: Apertus's (unsupported(): output_vocab_size)
+    "bitnet": _bitnet,
+    # Cohere2Moe: Cohere 2's layer with the MoE block (num_experts of intermediate_size, a bias-free router) and
+    # num_shared_experts x intermediate_size of shared MLP
+    "cohere2_moe": lambda c: {**_attn(c), "mlp_bias": False, "norm_bias": False, "norms_per_layer": 1,
+                              **_tie(c, True), **_cohere2_moe(c)},
+    # Jais2: LayerNorms with bias, q/k/v/o biased by attention_bias (default True), a plain up / down MLP biased
+    # by mlp_bias (default True); tie False
+    "jais2": lambda c: {**_attn(c, default=True), "mlp_kind": "plain", "mlp_bias": _b(c, "mlp_bias", True),
+                        "norm": "layer", **_tie(c, False)},
     # Arcee: plain up/down MLP (ReLU^2) with mlp_bias
     "arcee": lambda c: {**_attn(c), "mlp_kind": "plain", "mlp_bias": _b(c, "mlp_bias", False), **_tie(c, False)},
 }
@@ -216,6 +375,8 @@ def unsupported(cfg: dict[str, Any], family: str) -> str | None:
             return "layer_types"  # the producers of shared KV are found by layer kind
     if family == "deepseek_v32" and not cfg.get("q_lora_rank", 1536):
         return "q_lora_rank"  # the indexer's wq_b reads the q LoRA latent
+    if family == "apertus1p5_text" and cfg.get("output_vocab_size") not in (None, cfg.get("vocab_size")):
+        return "output_vocab_size"  # a head of another vocabulary than the embedding's
     if family == "phimoe" and cfg.get("lm_head_bias"):
         return "lm_head_bias"
     return encoders.unsupported(cfg, family) or classic.unsupported(cfg, family)

@@ -25,7 +25,7 @@ from llm_mem.spec import LayerKind, MlaSpec, MoeSpec
 # Families with no attention layer at all (the parser must not look for attention heads).
 ATTENTION_FREE = frozenset({"mamba", "falcon_mamba", "mamba2"})
 HYBRID_FAMILIES = ATTENTION_FREE | {"jamba", "bamba", "falcon_h1", "granitemoehybrid", "nemotron_h", "qwen3_next",
-                                    "lfm2", "zamba", "zamba2", "minimax", "kimi_linear"}
+                                    "lfm2", "lfm3", "zamba", "zamba2", "minimax", "kimi_linear", "olmo_hybrid"}
 # Legacy layer-type names (transformers 5.24 configuration_utils.py _LEGACY_LAYER_TYPE_REMAP).
 _REMAP = {"mamba": "linear_attention", "attention": "full_attention"}
 # Nemotron-H's hybrid_override_pattern characters (configuration_nemotron_h.py _pattern_to_list).
@@ -87,6 +87,12 @@ def layer_count(cfg: dict[str, Any], family: str) -> int | None:
 
 def unsupported(cfg: dict[str, Any], family: str) -> str | None:
     """A config option of the family whose layout llm-mem does not lay out natively, or None."""
+    allowed = {"olmo_hybrid": ("linear_attention", "full_attention"),
+               "lfm3": ("conv", "full_attention", "sliding_attention")}.get(family)
+    if allowed is not None:
+        types = _types(cfg, "layer_types")
+        if types is None or any(t not in allowed for t in types):
+            return "layer_types"
     if family == "kimi_linear":
         n = int(_get(cfg, "num_hidden_layers", 27))
         for key, allowed in (("layer_types", ("linear_attention", "full_attention")), ("mlp_layer_types",
@@ -126,6 +132,7 @@ def fields(cfg: dict[str, Any], family: str, n: int, h: int) -> dict[str, Any]:
     ssm = linear = conv = lightning = kda = None
     parallel = gated_attn = False
     attn: set[int] = set()  # layers that keep KV besides their mixer (Zamba's hybrid layers)
+    sliding: set[int] = set()  # attention layers that keep a window of tokens (LFM3)
     if family in ("mamba", "falcon_mamba"):
         # MambaConfig / FalconMambaConfig: intermediate = expand x hidden unless the file has intermediate_size
         # (__post_init__ sets it, then the file's own value, a plain attribute, is set over it),
@@ -251,6 +258,41 @@ def fields(cfg: dict[str, Any], family: str, n: int, h: int) -> dict[str, Any]:
                 inter = m * ((int(float(mult) * inter) + m - 1) // m)
         tie = cfg.get("tie_word_embeddings", cfg.get("tie_embedding"))
         kw.update(qk_norm=True, intermediate_size=inter, tie_word_embeddings=True if tie is None else bool(tie))
+    elif family == "lfm3":
+        # Lfm3DecoderLayer: LFM2's short conv (conv_L_cache taps, conv_bias) where layer_types says "conv", else
+        # attention (q/k/v/o biased by attention_bias, per-head q/k norms, a bias-free per-head output gate g_proj
+        # with use_attention_gate); a gated MLP of intermediate_size as given; two more norms with
+        # use_sandwich_norm (post_operator_norm, post_ffn_norm); sliding layers keep sliding_window tokens
+        types = _types(cfg, "layer_types") or []
+        conv = ShortConvSpec(kernel=int(_get(cfg, "conv_L_cache", 7)), bias=bool(_get(cfg, "conv_bias", False)))
+        kinds, mlp = ["short_conv" if t == "conv" else "attention" for t in types], [True] * n
+        heads = int(_get(cfg, "num_attention_heads", 16))
+        if _get(cfg, "use_attention_gate", True):
+            kw["extra"] = tuple((i, f"layers.{i}.attn.g_proj.weight", "attn_q", (heads, h))
+                                for i, k in enumerate(kinds) if k == "attention")
+        bias = bool(_get(cfg, "attention_bias", False))
+        sandwich = bool(_get(cfg, "use_sandwich_norm", True))
+        kw.update(qk_norm=True, qkv_bias=bias, o_bias=bias, norms_per_layer=4 if sandwich else 2,
+                  intermediate_size=int(_get(cfg, "intermediate_size", 7680)),
+                  tie_word_embeddings=bool(_get(cfg, "tie_word_embeddings", True)))
+        window = _get(cfg, "sliding_window", 256)
+        sliding = {i for i, t in enumerate(types) if t == "sliding_attention"} if window else set()
+        kw["sliding_window"] = int(window) if sliding else None
+    elif family == "olmo_hybrid":
+        # OlmoHybridDecoderLayer: Gated DeltaNet where layer_types says linear_attention (q/k/v/g, a/b projections,
+        # a conv over q, k, v, dt_bias and A_log per value head, an o_norm of the value width: Qwen3-Next's counts,
+        # split), else OLMo 2's attention (q/k RMSNorms over all heads, no output gate); a gated MLP everywhere
+        types = _types(cfg, "layer_types") or []
+        linear = LinearAttnSpec(key_heads=int(_get(cfg, "linear_num_key_heads", 16)),
+                                value_heads=int(_get(cfg, "linear_num_value_heads", 32)),
+                                key_head_dim=int(_get(cfg, "linear_key_head_dim", 128)),
+                                value_head_dim=int(_get(cfg, "linear_value_head_dim", 128)),
+                                conv_kernel=int(_get(cfg, "linear_conv_kernel_dim", 4)))
+        kinds = ["linear_attention" if t == "linear_attention" else "attention" for t in types]
+        mlp = [True] * n
+        kw.update(qk_norm=True, qk_norm_full=True, qkv_bias=bool(_get(cfg, "attention_bias", False)),
+                  o_bias=bool(_get(cfg, "attention_bias", False)),
+                  tie_word_embeddings=bool(_get(cfg, "tie_word_embeddings", False)))
     elif family == "minimax":
         # MiniMaxDecoderLayer: lightning attention where layer_types says linear_attention (MiniMaxConfig: every
         # second layer, from layer 1), Mixtral's attention elsewhere; the Mixtral MoE block in every layer
@@ -298,8 +340,8 @@ def fields(cfg: dict[str, Any], family: str, n: int, h: int) -> dict[str, Any]:
         kw.update(qkv_bias=False, o_bias=False)      # (JambaAttention, NemotronHAttention, Lfm2Attention)
     kw["mixers"] = Mixers(kinds=tuple(kinds), mlp=tuple(mlp), parallel_ssm=parallel, gated_attention=gated_attn,
                           ssm=ssm, linear=linear, conv=conv, lightning=lightning, kda=kda)
-    lt: tuple[LayerKind, ...] = tuple("full" if k == "attention" or i in attn else "linear"
-                                      for i, k in enumerate(kinds))
+    lt: tuple[LayerKind, ...] = tuple(("sliding" if i in sliding else "full") if k == "attention" or i in attn
+                                      else "linear" for i, k in enumerate(kinds))
     kw["layer_types"] = lt
     return kw
 

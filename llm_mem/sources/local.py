@@ -118,7 +118,17 @@ def folder_checkpoint(folder: Path, allow_missing: bool = False) -> tuple[Checkp
 
 def load_local(path: Path, *, quant: str | None = None, allow_missing_shards: bool = False) -> LocalModel:
     """Resolve a local path: a .gguf file, a folder (safetensors with config.json, or GGUF files), or a
-    config.json (with the safetensors beside it)."""
+    config.json (with the safetensors beside it). The file system's own refusals while listing and
+    reading (a dangling symlink among the shards, a symlink loop, a folder we may not list) are one
+    ConfigError naming the file, never an OSError."""
+    try:
+        return _load_local(path, quant=quant, allow_missing_shards=allow_missing_shards)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else path
+        raise ConfigError(f"cannot read {quote(str(name), 300)}: {exc.strerror or exc}") from None
+
+
+def _load_local(path: Path, *, quant: str | None, allow_missing_shards: bool) -> LocalModel:
     if path.is_dir():
         cfg_path = path / "config.json"
         has_st = any(not p.is_dir() for p in path.glob("*.safetensors") if not p.name.startswith("adapter_model"))

@@ -24,7 +24,9 @@ LLAMA_LIKE = {
     "gemma3_text", "phi3", "deepseek_v2", "deepseek_v3", "deepseek_v32", "gpt_oss", "granite",
 }
 # DeepSeek's MLA + MoE layout (DeepSeek-V3.2 adds the lightning indexer: llm_mem.sources.families)
-DEEPSEEK = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_v32"})
+DEEPSEEK = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_v32",
+                      # MiniCPM3, Youtu-LLM: DeepSeek's MLA with a dense MLP (modeling_minicpm3.py, modeling_youtu.py)
+                      "minicpm3", "youtu"})
 LLAMA_LIKE |= set(families.FAMILIES)  # read the Llama way, then their switches (llm_mem.sources.families)
 KNOWN_FAMILIES = LLAMA_LIKE | {"gpt2", "opt", "bloom", "falcon", "gpt_neox"} | hybrid.HYBRID_FAMILIES
 # Families whose attention is one fused query_key_value projection and a "dense" output.
@@ -64,7 +66,17 @@ FAMILY_OF = {"qwen2_vl_text": "qwen2", "qwen2_5_vl_text": "qwen2", "qwen3_vl_tex
              "qwen3_5_text": "qwen3_next", "qwen3_5_moe_text": "qwen3_next",
              # model types whose configs transformers 5.24 builds with another family's class
              # (models/auto/modeling_auto.py: sarvam_mla -> DeepseekV3ForCausalLM, sarvam_moe -> Glm4MoeForCausalLM)
-             "sarvam_mla": "deepseek_v3", "sarvam_moe": "glm4_moe"}
+             "sarvam_mla": "deepseek_v3", "sarvam_moe": "glm4_moe",
+             # modeling_glm4_moe_lite.py / modeling_glm_moe_dsa.py: DeepSeek-V3's and DeepSeek-V3.2's layers
+             "glm4_moe_lite": "deepseek_v3", "glm_moe_dsa": "deepseek_v32",
+             # modeling_mistral4.py (MLA + routed and shared experts), modeling_solar_open.py (GLM-4-MoE's
+             # layer without q/k norms): the same modules and defaults that matter for the count
+             "mistral4": "deepseek_v3", "solar_open": "glm4_moe",
+             # modeling_biogpt.py: OPT's decoder (learned positions offset by 2, LayerNorms, fc1 / fc2 with biases)
+             "biogpt": "opt",
+             # Kimi K2's config names its DeepSeek-V3 text model "kimi_k2" (configuration_kimi_k25.py
+             # __post_init__ maps it to deepseek_v3)
+             "kimi_k2": "deepseek_v3"}
 
 
 def family_of(model_type: str) -> str:
@@ -171,10 +183,14 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
         return None
     experts = int(experts)
     top_k = int(_first(cfg, "num_experts_per_tok", "experts_per_token", "moe_topk", default=2))
-    if family in DEEPSEEK or family == "glm4_moe":  # Glm4MoeDecoderLayer: MoE from first_k_dense_replace
+    # Glm4MoeDecoderLayer (and GLM-4.5V's text model): MoE from first_k_dense_replace, as DeepSeek's
+    if family in DEEPSEEK or family in ("glm4_moe", "glm4v_moe_text"):
         first_dense = int(cfg.get("first_k_dense_replace", 0))
         freq = int(cfg.get("moe_layer_freq", 1))
         layers = tuple(i >= first_dense and i % freq == 0 for i in range(n))
+        types = cfg.get("mlp_layer_types")  # DeepseekV32Config / Glm4MoeLiteConfig: "dense" or "sparse" per layer
+        if isinstance(types, list) and len(types) == n:
+            layers = tuple(t == "sparse" for t in types)
         moe_i = int(cfg["moe_intermediate_size"])
         return MoeSpec(
             num_experts=experts, top_k=top_k, expert_intermediate_size=moe_i,
@@ -191,7 +207,7 @@ def _moe(cfg: dict[str, Any], family: str, n: int, h: int) -> MoeSpec | None:
         )
     inter = int(_first(cfg, "moe_intermediate_size", "intermediate_size", default=4 * h))
     # GraniteMoeShared: a gated shared MLP of shared_intermediate_size beside the experts (none when 0)
-    shared = int(cfg.get("shared_intermediate_size") or 0) if family == "granitemoeshared" else 0
+    shared = int(cfg.get("shared_intermediate_size") or 0) if family in ("granitemoeshared", "granitemoe_swa") else 0
     return MoeSpec(
         num_experts=experts, top_k=top_k, expert_intermediate_size=inter, shared_intermediate_size=shared,
         router_bias=family == "gpt_oss", expert_bias=family == "gpt_oss", moe_layers=(True,) * n,
@@ -237,7 +253,7 @@ def _parse(raw: dict[str, Any]) -> ModelSpec:
     h = _int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
     n = hybrid.layer_count(cfg, family) or _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
     heads = (1 if family in hybrid.ATTENTION_FREE else
-             _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads"))
+             _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads", "attention_heads"))
     vocab = _int(cfg, "vocab_size", "padded_vocab_size")
     if h == 0 or n == 0 or heads == 0 or vocab == 0:
         raise ConfigError("config.json has a zero hidden size, layer count, head count or vocabulary")

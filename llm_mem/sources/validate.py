@@ -37,7 +37,7 @@ from llm_mem.sources.vision import supported
 _SIZES: dict[str, int] = {
     **dict.fromkeys(("hidden_size", "n_embd", "n_embed", "d_model", "dim"), lim.MAX_HIDDEN),
     **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), lim.MAX_CONFIG_LAYERS),
-    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads"), lim.MAX_HEADS),
+    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads", "attention_heads"), lim.MAX_HEADS),
     **dict.fromkeys(("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"), lim.MAX_HEADS),
     **dict.fromkeys(("vocab_size", "padded_vocab_size"), lim.MAX_VOCAB),
     **dict.fromkeys(("intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "ffn_hidden_dim",
@@ -283,7 +283,7 @@ def _check_model(d: dict[str, Any], where: str, family: str) -> None:
     """Rules across fields, on the part of the config the parser reads (the text model of a wrapper)."""
     n = _first_int(d, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
     h = _first_int(d, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
-    heads = _first_int(d, "num_attention_heads", "n_head", "num_heads", "n_heads")
+    heads = _first_int(d, "num_attention_heads", "n_head", "num_heads", "n_heads", "attention_heads")
     if h is not None and heads is not None and d.get("head_dim") is None and h < heads:
         raise ConfigError(f"config.json: hidden_size {h} is smaller than num_attention_heads {heads}, "
                           "leaving a head dimension of 0", "give head_dim, or check the two fields")

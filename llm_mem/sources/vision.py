@@ -45,6 +45,28 @@ TOWER_DEFAULTS: dict[str, dict[str, Any]] = {
     # qwen3_5/configuration_qwen3_5.py Qwen3_5VisionConfig (Qwen3_5MoeVisionConfig the same)
     "qwen3_5_vision": {**_QWEN3_VISION, "deepstack_visual_indexes": []},
     "qwen3_5_moe_vision": {**_QWEN3_VISION, "deepstack_visual_indexes": []},
+    # siglip2/configuration_siglip2.py Siglip2VisionConfig; idefics3 / smolvlm configuration files' vision configs
+    "siglip2_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                             "num_attention_heads": 12, "num_channels": 3, "patch_size": 16, "num_patches": 256,
+                             "vision_use_head": True},
+    "idefics3_vision": {"hidden_size": 1152, "intermediate_size": 3072, "num_hidden_layers": 12,
+                        "num_attention_heads": 16, "num_channels": 3, "image_size": 224, "patch_size": 32},
+    "smolvlm_vision": {"hidden_size": 1152, "intermediate_size": 3072, "num_hidden_layers": 12,
+                       "num_attention_heads": 16, "num_channels": 3, "image_size": 224, "patch_size": 32},
+    # glm4v/configuration_glm4v.py Glm4vVisionConfig
+    "glm4v_vision": {"depth": 24, "hidden_size": 1536, "num_heads": 12, "in_channels": 3, "image_size": 336,
+                     "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 4096,
+                     "intermediate_size": 13696},
+    # glm4v_moe/configuration_glm4v_moe.py Glm4vMoeVisionConfig: the same defaults
+    "glm4v_moe_vision": {"depth": 24, "hidden_size": 1536, "num_heads": 12, "in_channels": 3, "image_size": 336,
+                         "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 4096,
+                         "intermediate_size": 13696},
+    # kimi_k25/configuration_kimi_k25.py Kimi_K25VisionConfig
+    "kimi_k25_vision": {"patch_size": 14, "pos_emb_height": 64, "pos_emb_width": 64, "num_hidden_layers": 27,
+                        "hidden_size": 1152, "intermediate_size": 4304, "merge_kernel_size": [2, 2]},
+    # internvl/configuration_internvl.py InternVLVisionConfig
+    "internvl_vision": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+                        "intermediate_size": 4096, "image_size": [448, 448], "patch_size": [14, 14], "num_channels": 3},
     # llama4/configuration_llama4.py Llama4VisionConfig
     "llama4_vision_model": {"hidden_size": 768, "num_hidden_layers": 34, "num_attention_heads": 16, "num_channels": 3,
                             "intermediate_size": 5632, "vision_output_dim": 7680, "image_size": 448, "patch_size": 14,
@@ -95,11 +117,18 @@ def _vit_layers(out: Tensors, p: str, v: dict[str, Any]) -> None:
 def siglip(p: str, v: dict[str, Any]) -> Tensors:
     """SiglipVisionModel (modeling_siglip.py): patch conv with bias, one position per patch, encoder,
     post LayerNorm, and the attention-pooling head when ``vision_use_head``."""
-    h, i, c, patch = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    h, c, patch = int(v["hidden_size"]), int(v["num_channels"]), _side(v["patch_size"])
     positions = (_side(v["image_size"]) // patch) ** 2
     out: Tensors = [(f"{p}.embeddings.patch_embedding.weight", "vision", (h, c, patch, patch)),
                     (f"{p}.embeddings.patch_embedding.bias", "vision", (h,)),
                     (f"{p}.embeddings.position_embedding.weight", "vision", (positions, h))]
+    return out + _siglip_encoder(p, v)
+
+
+def _siglip_encoder(p: str, v: dict[str, Any]) -> Tensors:
+    """SigLIP's encoder layers, post LayerNorm and (vision_use_head) attention-pooling head."""
+    h, i = int(v["hidden_size"]), int(v["intermediate_size"])
+    out: Tensors = []
     _vit_layers(out, p, v)
     _ln(out, f"{p}.post_layernorm", "vision", h)
     if v.get("vision_use_head", True):  # SiglipMultiheadAttentionPoolingHead: probe, nn.MultiheadAttention, LN, MLP
@@ -228,6 +257,167 @@ def qwen3_5_vision(p: str, v: dict[str, Any]) -> Tensors:
     return qwen3_vl(p, {**v, "deepstack_visual_indexes": []})
 
 
+def _sides(v: Any) -> tuple[int, int]:
+    """(height, width) of an image or patch size given as an int or [height, width]."""
+    if isinstance(v, (list, tuple)):
+        return int(v[0]), int(v[-1])
+    return int(v), int(v)
+
+
+def internvl_vision(p: str, v: dict[str, Any]) -> Tensors:
+    """InternVLVisionModel (modeling_internvl.py): a CLS token, a patch conv with bias, one position per patch plus
+    the CLS token (use_absolute_position_embeddings), a mask token with use_mask_token; layers of two norms
+    (LayerNorms with bias, or RMSNorms with norm_type rms_norm), q/k/v biased by attention_bias, q/k RMSNorms over
+    the width with use_qk_norm, projection_layer and fc1 / fc2 with bias, and the layer scales lambda_1 / lambda_2;
+    a final LayerNorm unless use_mean_pooling."""
+    h, i, c = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["num_channels"])
+    (ih, iw), (ph, pw) = _sides(v["image_size"]), _sides(v["patch_size"])
+    out: Tensors = [(f"{p}.embeddings.cls_token", "vision", (1, 1, h)),
+                    (f"{p}.embeddings.patch_embeddings.projection.weight", "vision", (h, c, ph, pw)),
+                    (f"{p}.embeddings.patch_embeddings.projection.bias", "vision", (h,))]
+    if v.get("use_mask_token"):
+        out.append((f"{p}.embeddings.mask_token", "vision", (1, 1, h)))
+    if v.get("use_absolute_position_embeddings", True):
+        out.append((f"{p}.embeddings.position_embeddings", "vision", (1, (ih // ph) * (iw // pw) + 1, h)))
+    rms = v.get("norm_type", "layer_norm") == "rms_norm"
+    bias = bool(v.get("attention_bias", False))
+    for n in range(int(v["num_hidden_layers"])):
+        q = f"{p}.encoder.layer.{n}"
+        out += [(f"{q}.lambda_1", "vision", (h,)), (f"{q}.lambda_2", "vision", (h,))]
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            _lin(out, f"{q}.attention.{proj}", "vision", h, h, bias)
+        _lin(out, f"{q}.attention.projection_layer", "vision", h, h, True)
+        if v.get("use_qk_norm"):
+            out += [(f"{q}.attention.q_norm.weight", "vision", (h,)), (f"{q}.attention.k_norm.weight", "vision", (h,))]
+        _lin(out, f"{q}.mlp.fc1", "vision", i, h, True)
+        _lin(out, f"{q}.mlp.fc2", "vision", h, i, True)
+        _ln(out, f"{q}.layernorm_before", "vision", h, not rms)
+        _ln(out, f"{q}.layernorm_after", "vision", h, not rms)
+    if not v.get("use_mean_pooling", True):
+        _ln(out, f"{p}.layernorm", "vision", h)
+    return out
+
+
+def _internvl(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """InternVLMultiModalProjector: a LayerNorm over the pixel-shuffled width (vision x (1 / downsample_ratio)^2),
+    linear_1 to the text width and linear_2, with biases; InternVLConfig.image_seq_length tokens per tile."""
+    width = int(v["hidden_size"]) * int(1 / float(raw.get("downsample_ratio", 0.5))) ** 2
+    out: Tensors = []
+    _ln(out, "multi_modal_projector.layer_norm", "mmproj", width)
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", text_h, width, True)
+    _lin(out, "multi_modal_projector.linear_2", "mmproj", text_h, text_h, True)
+    return out, int(raw.get("image_seq_length", 256))
+
+
+def siglip2(p: str, v: dict[str, Any]) -> Tensors:
+    """Siglip2VisionTransformer (modeling_siglip2.py): a linear patch embedding with bias (channels x patch^2 in),
+    num_patches positions, SigLIP's encoder and post LayerNorm, and the pooling head with vision_use_head."""
+    h, c, patch = int(v["hidden_size"]), int(v["num_channels"]), _side(v["patch_size"])
+    return [(f"{p}.embeddings.patch_embedding.weight", "vision", (h, c * patch * patch)),
+            (f"{p}.embeddings.patch_embedding.bias", "vision", (h,)),
+            (f"{p}.embeddings.position_embedding.weight", "vision", (int(v["num_patches"]), h)),
+            *_siglip_encoder(p, v)]
+
+
+def _idefics3(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Idefics3Connector / SmolVLMConnector: pixel shuffle by scale_factor, then one bias-free linear from
+    vision x scale_factor^2 to the text width; an image (tile) is (side / patch / scale)^2 tokens."""
+    scale = int(raw.get("scale_factor", 2))
+    out: Tensors = []
+    _lin(out, "connector.modality_projection.proj", "mmproj", text_h, int(v["hidden_size"]) * scale * scale, False)
+    return out, (_side(v["image_size"]) // _side(v["patch_size"]) // scale) ** 2
+
+
+def _lfm2_vl(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Lfm2VlMultiModalProjector: pixel unshuffle by downsample_factor, a LayerNorm with projector_use_layernorm,
+    linear_1 to projector_hidden_size and linear_2 to the text width, biased by projector_bias; images take a
+    processor-chosen number of tokens."""
+    width = int(v["hidden_size"]) * int(raw.get("downsample_factor", 2)) ** 2
+    mid, bias = int(raw.get("projector_hidden_size", 2560)), bool(raw.get("projector_bias", True))
+    out: Tensors = []
+    if raw.get("projector_use_layernorm", True):
+        _ln(out, "multi_modal_projector.layer_norm", "mmproj", width)
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", mid, width, bias)
+    _lin(out, "multi_modal_projector.linear_2", "mmproj", text_h, mid, bias)
+    return out, None
+
+
+def kimi_k25_vision(p: str, v: dict[str, Any]) -> Tensors:
+    """Kimi_K25VisionModel (modeling_kimi_k25.py, MoonViT): a 3-channel patch conv with bias, a learned
+    pos_emb_height x pos_emb_width position grid (the time axis is sinusoidal, no parameters), layers of
+    LayerNorms, q/k/v/proj and fc1 / fc2 with biases, and a final LayerNorm."""
+    h, i, patch = int(v["hidden_size"]), int(v["intermediate_size"]), _side(v["patch_size"])
+    out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (h, 3, patch, patch)),
+                    (f"{p}.patch_embed.proj.bias", "vision", (h,)),
+                    (f"{p}.patch_embed.pos_emb.position_embeddings", "vision",
+                     (int(v["pos_emb_height"]), int(v["pos_emb_width"]), h))]
+    for n in range(int(v["num_hidden_layers"])):
+        q = f"{p}.layers.{n}"
+        _ln(out, f"{q}.norm1", "vision", h)
+        _ln(out, f"{q}.norm2", "vision", h)
+        for proj in ("q_proj", "k_proj", "v_proj", "proj"):
+            _lin(out, f"{q}.attn.{proj}", "vision", h, h, True)
+        _lin(out, f"{q}.mlp.fc1", "vision", i, h, True)
+        _lin(out, f"{q}.mlp.fc2", "vision", h, i, True)
+    _ln(out, f"{p}.final_layernorm", "vision", h)
+    return out
+
+
+def _kimi_k25(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Kimi_K25MultimodalProjection: a LayerNorm over projection_hidden_size, in_proj over the merged patches
+    (hidden x merge_kernel_size area) and out_proj to the text width, with biases; images take a dynamic number
+    of tokens."""
+    k = v.get("merge_kernel_size") or [2, 2]
+    width = int(v["hidden_size"]) * int(k[0]) * int(k[-1])
+    out: Tensors = []
+    _ln(out, "mm_projector.pre_norm", "mmproj", int(raw.get("projection_hidden_size") or 1152))
+    _lin(out, "mm_projector.in_proj", "mmproj", width, width, True)
+    _lin(out, "mm_projector.out_proj", "mmproj", text_h, width, True)
+    return out, None
+
+
+def _cohere2_vision(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensors, int | None]:
+    """Cohere2VisionMultiModalProjector: pixel shuffle by downsample_factor, linear_1 to
+    alignment_intermediate_size, SwiGLU (halving it), linear_2 to the text width, with biases; one image tile is
+    (side / patch / downsample)^2 tokens."""
+    ds, mid = int(raw.get("downsample_factor", 2)), int(raw.get("alignment_intermediate_size", 36864))
+    out: Tensors = []
+    _lin(out, "multi_modal_projector.linear_1", "mmproj", mid, int(v["hidden_size"]) * ds * ds, True)
+    _lin(out, "multi_modal_projector.linear_2", "mmproj", text_h, mid // 2, True)
+    return out, (_side(v["image_size"]) // _side(v["patch_size"]) // ds) ** 2
+
+
+def glm4v_vision(p: str, v: dict[str, Any]) -> Tensors:
+    """Glm4vVisionModel (modeling_glm4v.py): a learned position per patch of the base image, a Conv3d patch
+    embedding with bias, blocks of RMSNorms, fused qkv (attention_bias) and a bias-free proj, a gated bias-free
+    MLP of out_hidden_size, then post_layernorm, a Conv2d downsample by spatial_merge_size (with bias) to
+    out_hidden_size, and the merger (bias-free proj, a LayerNorm with bias, a gated MLP of intermediate_size);
+    post_conv_layernorm is also built."""
+    h, c, patch = int(v["hidden_size"]), int(v.get("in_channels") or 3), _side(v["patch_size"])
+    o, i, m = int(v["out_hidden_size"]), int(v["intermediate_size"]), int(v["spatial_merge_size"])
+    bias = bool(v.get("attention_bias", False))
+    positions = (_side(v["image_size"]) // patch) ** 2
+    out: Tensors = [(f"{p}.embeddings.position_embedding.weight", "vision", (positions, h)),
+                    (f"{p}.patch_embed.proj.weight", "vision", (h, c, _side(v["temporal_patch_size"]), patch, patch)),
+                    (f"{p}.patch_embed.proj.bias", "vision", (h,))]
+    for n in range(int(v["depth"])):
+        q = f"{p}.blocks.{n}"
+        out += [(f"{q}.norm1.weight", "vision", (h,)), (f"{q}.norm2.weight", "vision", (h,))]
+        _lin(out, f"{q}.attn.qkv", "vision", 3 * h, h, bias)
+        _lin(out, f"{q}.attn.proj", "vision", h, h, False)
+        _lin(out, f"{q}.mlp.gate_proj", "vision", o, h, False)
+        _lin(out, f"{q}.mlp.up_proj", "vision", o, h, False)
+        _lin(out, f"{q}.mlp.down_proj", "vision", h, o, False)
+    out += [(f"{p}.post_conv_layernorm.weight", "vision", (h,)), (f"{p}.post_layernorm.weight", "vision", (h,)),
+            (f"{p}.downsample.weight", "mmproj", (o, h, m, m)), (f"{p}.downsample.bias", "mmproj", (o,))]
+    _lin(out, f"{p}.merger.proj", "mmproj", o, o, False)
+    _ln(out, f"{p}.merger.post_projection_norm", "mmproj", o)
+    _lin(out, f"{p}.merger.gate_proj", "mmproj", i, o, False)
+    _lin(out, f"{p}.merger.up_proj", "mmproj", i, o, False)
+    _lin(out, f"{p}.merger.down_proj", "mmproj", o, i, False)
+    return out
+
+
 def llama4_vision(p: str, v: dict[str, Any]) -> Tensors:
     """Llama4VisionModel (modeling_llama4.py): an unfold patch embedding (a bias-free linear from channels x
     patch^2), a class embedding and one position per patch plus the class token, LayerNorms before and after,
@@ -264,7 +454,12 @@ def _llama4(raw: dict[str, Any], v: dict[str, Any], text_h: int) -> tuple[Tensor
 TOWERS: dict[str, Callable[[str, dict[str, Any]], Tensors]] = {
     "siglip_vision_model": siglip, "clip_vision_model": clip, "pixtral": pixtral, "qwen2_vl_vision": qwen2_vl,
     "qwen2_5_vl_vision": qwen2_5_vl, "qwen3_vl_vision": qwen3_vl, "qwen3_vl_moe_vision": qwen3_vl,
-    "llama4_vision_model": llama4_vision, "qwen3_5_vision": qwen3_5_vision, "qwen3_5_moe_vision": qwen3_5_vision}
+    "llama4_vision_model": llama4_vision, "qwen3_5_vision": qwen3_5_vision, "qwen3_5_moe_vision": qwen3_5_vision,
+    "internvl_vision": internvl_vision, "siglip2_vision_model": siglip2, "kimi_k25_vision": kimi_k25_vision,
+    "glm4v_vision": glm4v_vision, "glm4v_moe_vision": glm4v_vision,
+    # Idefics3VisionTransformer / SmolVLMVisionTransformer: SigLIP's tower without the pooling head
+    "idefics3_vision": lambda p, v: siglip(p, {**v, "vision_use_head": False}),
+    "smolvlm_vision": lambda p, v: siglip(p, {**v, "vision_use_head": False})}
 # Old checkpoints name the tower after the wrapper (configuration_qwen2_vl.py / qwen3_vl / qwen3_vl_moe
 # __post_init__: "old ckpt with incorrect model type -> override manually").
 _TOWER_ALIASES = {"qwen2_vl": "qwen2_vl_vision", "qwen2_5_vl": "qwen2_5_vl_vision", "qwen3_vl": "qwen3_vl_vision",
@@ -399,6 +594,33 @@ WRAPPERS: dict[str, Wrapper] = {
     "qwen2_vl": Wrapper("qwen2_vl_vision", {}, _no_projector, False, tie_from_text=True, towers=("model.visual",)),
     "qwen2_5_vl": Wrapper("qwen2_5_vl_vision", {}, _no_projector, False, tie_from_text=True,
                           towers=("model.visual",)),
+    # configuration_idefics3.py / configuration_smolvlm.py: their vision config classes, tie False;
+    # configuration_lfm2_vl.py: Siglip2VisionConfig defaults, tie True
+    "idefics3": Wrapper("idefics3_vision", {}, _idefics3, False, towers=("model.vision_model",)),
+    "smolvlm": Wrapper("smolvlm_vision", {}, _idefics3, False, towers=("model.vision_model",)),
+    "lfm2_vl": Wrapper("siglip2_vision_model", {}, _lfm2_vl, True),
+    # configuration_glm4v.py: the merger is part of the tower (model.visual); dynamic image sizes; tie False unless
+    # a pre-v5 text config ties (__post_init__ BC)
+    "glm4v": Wrapper("glm4v_vision", {}, _no_projector, False, tie_from_text=True, towers=("model.visual",)),
+    # configuration_glm46v.py (GLM-4.6V; "glmga" builds the same class) and configuration_glm4v_moe.py: GLM-4V's
+    # tower, tie False
+    "glm46v": Wrapper("glm4v_vision", {}, _no_projector, False, towers=("model.visual",)),
+    "glmga": Wrapper("glm4v_vision", {}, _no_projector, False, towers=("model.visual",)),
+    "glm4v_moe": Wrapper("glm4v_moe_vision", {}, _no_projector, False, towers=("model.visual",)),
+    # configuration_kimi_k25.py: Kimi_K25VisionConfig, tie True (the DeepSeek-V3 text model's head stays its own
+    # when the config says so)
+    "kimi_k25": Wrapper("kimi_k25_vision", {}, _kimi_k25, True),
+    # configuration_lighton_ocr.py: Pixtral with the sizes of its sub_configs_defaults and Mistral 3's projector
+    # (model.vision_projection), tie True
+    "lighton_ocr": Wrapper("pixtral", {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                                       "num_attention_heads": 16, "head_dim": 64, "image_size": 1540,
+                                       "patch_size": 14}, _mistral3, True, towers=("model.vision_encoder",)),
+    # configuration_cohere2_vision.py: SigLIP of its sub_configs_defaults, tie True
+    "cohere2_vision": Wrapper("siglip_vision_model", {"hidden_size": 1152, "intermediate_size": 3072,
+                                                      "image_size": 512, "num_hidden_layers": 27,
+                                                      "num_attention_heads": 12}, _cohere2_vision, True),
+    # configuration_internvl.py: InternVLVisionConfig defaults, tie True
+    "internvl": Wrapper("internvl_vision", {}, _internvl, True),
     # configuration_llama4.py: Llama4VisionConfig defaults, tie False; the tower sits beside the model
     "llama4": Wrapper("llama4_vision_model", {}, _llama4, False, towers=("vision_model",)),
     "qwen3_vl": Wrapper("qwen3_vl_vision", {}, _no_projector, False, towers=("model.visual",)),
