@@ -266,13 +266,21 @@ def render_largest(r: LargestFit, out: Console) -> None:
 
 
 def render_fit_table(table: FitTable, out: Console) -> None:
-    """`plan --gpu X` without a model: what fits, at which precision and context."""
-    t = _table(f"What fits on {esc(table.gpu)} ({_num(table.budget_bytes)} GB usable, {table.runtime})",
-               ["model", "precision", "how", "largest context", "GB at 4k", "notes"],
-               right=("largest context", "GB at 4k"))
+    """`plan --gpu X` without a model: per model what to run (its first row, marked), then the alternatives."""
+    t = _table(f"What fits on {esc(table.gpu)} ({_num(table.budget_bytes)} GB usable, {table.runtime}); "
+               "per model the first row is the pick",
+               ["model", "runtime", "weights", "how", "max context", "GB @4k", "tok/s", "notes"],
+               right=("max context", "GB @4k", "tok/s"))
+    last = None
     for r in table.rows:
-        t.add_row(esc(r.model), esc(r.precision), r.strategy, f"{r.max_context:,}" if r.max_context else "-",
-                  _num(r.bytes_at_4k) if r.bytes_at_4k else "-", esc(r.reason))
+        name = "" if r.model == last else esc(r.model)
+        last = r.model
+        speed = "-" if not r.tokens_per_s else (f"{r.tokens_per_s:,.1f}" if r.tokens_per_s >= 1
+                                                  else f"{1 / r.tokens_per_s:,.0f} s/tok")
+        t.add_row(f"[bold]{name}[/bold]" if r.pick else name, esc(r.runtime), esc(r.precision),
+                  ("[bold]" + r.strategy + "[/bold]") if r.pick else r.strategy,
+                  f"{r.max_context:,}" if r.max_context else "-", _num(r.bytes_at_4k) if r.bytes_at_4k else "-",
+                  speed, esc(r.reason))
     out.print(t)
 
 
