@@ -1,6 +1,6 @@
 """One way out for every result: `emit(result, as_json=...)` prints it (the pydantic JSON dump, or
 the rich rendering) and returns the exit code. Exit codes are decided here: 0 answered / fits,
-1 a check or a largest-fit search found nothing that fits, 2 an entry that could not be evaluated.
+1 a check found an entry that does not fit, 2 an entry that could not be evaluated.
 
 The JSON path imports nothing from rich: notes and warnings go to stderr as plain lines.
 """
@@ -38,13 +38,30 @@ def emit(result: BaseModel, *, as_json: bool) -> int:
 
     for line in _stderr_lines(result, as_json):
         sys.stderr.write(visible(line) + "\n")  # one line each, whatever the data in it
-    if as_json:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        from llm_mem.render import render
+    try:
+        if as_json:
+            sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+            sys.stdout.flush()
+        else:
+            from llm_mem.render import render
 
-        render(result)
+            render(result)
+    except BrokenPipeError:
+        _stdout_gone()
     return exit_code(result)
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout went away (`llm-mem ... | head`): the rest of the output goes nowhere and the
+    exit code stays the result's own (a broken pipe was exit 3, or rich's exit 1, "does not fit").
+    stdout is pointed at /dev/null so that the interpreter's last flush cannot raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's buffer): nothing to flush
+        pass
 
 
 @contextmanager

@@ -25,9 +25,14 @@ def console(stderr: bool = False) -> Console:
     """A rich console; width fixed when not a terminal so piped output is stable."""
     from rich.console import Console
 
-    c = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here (the code of a check that does not fit): let llm_mem.emit end quietly instead
+            raise BrokenPipeError
+
+    c = _Console(stderr=stderr, highlight=False, soft_wrap=False)
     if not c.is_terminal:  # piped: a fixed, readable width instead of rich's 80-column default
-        c = Console(stderr=stderr, highlight=False, soft_wrap=False, width=120)
+        c = _Console(stderr=stderr, highlight=False, soft_wrap=False, width=120)
     return c
 
 

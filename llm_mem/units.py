@@ -22,7 +22,11 @@ MAX_SIZE_BYTES = 2**60
 # The largest token count read from text before the workload's own bound (llm_mem.workload.MAX_CONTEXT)
 # applies: 2^53, where floats stop holding every integer.
 MAX_TOKENS_TEXT = 2**53
-_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+# A decimal number with no two ways to split its digits: `[0-9]*\.?[0-9]+` (the old form) backtracked
+# quadratically on a long run of digits that then failed to match (40,000 digits: 27 s), and so did two
+# `\s*` around an optional unit. Each pattern below is linear in the length of the text.
+NUMBER = r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+_SIZE_RE = re.compile(r"^\s*" + NUMBER + r"\s*(?:([a-zA-Z]+)\s*)?$")
 
 
 def parse_size(text: str) -> int:
@@ -32,7 +36,7 @@ def parse_size(text: str) -> int:
     but nvidia-smi reports MiB. Raises UsageError on anything else (``8XB``).
     """
     m = _SIZE_RE.match(text) if isinstance(text, str) else None
-    unit = m.group(2).lower() if m else None
+    unit = (m.group(2) or "").lower() if m else None
     if not m or unit not in _SIZE_UNITS:
         raise UsageError(
             f"cannot read {quote(text)} as a memory size",
@@ -48,7 +52,7 @@ def parse_size(text: str) -> int:
     return round(value)
 
 
-_TOKENS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)\s*$")
+_TOKENS_RE = re.compile(r"^\s*" + NUMBER + r"\s*(?:([kKmM])\s*)?$")
 
 
 def parse_tokens(text: str | int | float) -> int:
@@ -66,7 +70,7 @@ def parse_tokens(text: str | int | float) -> int:
         m = _TOKENS_RE.match(text)
         if not m:
             raise UsageError(f"cannot read {quote(text)} as a token count", "use e.g. 2048, 8k or 128k")
-        mult = {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+        mult = {"": 1, "k": 1024, "m": 1024 * 1024}[(m.group(2) or "").lower()]
         number = float(m.group(1)) * mult
         if not number <= MAX_TOKENS_TEXT:  # inf from a 400-digit number included
             raise UsageError(f"token count {quote(text)} is too large", "contexts are at most a few million tokens")

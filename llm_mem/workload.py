@@ -294,6 +294,17 @@ class Workload(BaseModel):
             raise CombinationError("precision", f"qlora keeps the frozen base in 4 bits; {self.precision} "
                                    "contradicts it", f"drop the precision, or use --train lora --precision "
                                    f"{self.precision}")
+        if self.quant:
+            from llm_mem.formats import lookup_format
+
+            fmt = lookup_format(self.quant)
+            if fmt is not None and fmt.gguf_recipe:  # transformers dequantizes a GGUF file when it loads one
+                raise CombinationError("quant", f"{{}} {self.quant} is a llama.cpp format; transformers dequantizes "
+                                       "GGUF weights on load, so training never keeps them", "use --train qlora "
+                                       "(bitsandbytes nf4) or --train lora --quant gptq|awq")
+            if self.train is TrainMode.qlora and fmt is not None and fmt.key not in ("nf4", "fp4"):
+                raise CombinationError("quant", f"{{}} {self.quant}: qlora trains LoRA on a bitsandbytes 4-bit base "
+                                       "(nf4 or fp4)", f"use --train lora --quant {self.quant} for LoRA on that base")
         if self.given("logits"):
             raise CombinationError("logits", "{} applies to inference; training always materialises every position")
         for name in ("runtime", "kv_dtype"):  # were silently ignored: the training estimate reads neither

@@ -566,3 +566,54 @@ def test_llamacpp_plan_says_the_ngl_it_was_given():
     assert r.exit_code == 0, r.stderr
     single = json.loads(r.stdout)["options"][0]
     assert "-ngl 0: 0/48 layers on the GPU" in single["reason"] and "every layer" not in single["reason"]
+
+
+def test_a_closed_stdout_ends_quietly_with_the_results_exit_code():
+    """`llm-mem ... | head`: a broken pipe was exit 3 with --json, and rich's exit 1 ("does not fit") without."""
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first byte
+    try:
+        for args in (["models", "--json"], ["models"]):
+            p = subprocess.run([sys.executable, "-m", "llm_mem", *args], stdout=w, stderr=subprocess.PIPE,
+                               timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            assert p.returncode == 0 and not p.stderr, (args, p.returncode, p.stderr[-300:])
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "opt-125m", "--gpu", "9" * 50_000 + "xH100"],  # took minutes: [0-9]*\.?[0-9]+ backtracked
+    ["estimate", "opt-125m", "--context", "9" * 50_000 + "x"],
+    ["plan", "opt-125m", "--gpu", "4GB", "--host-ram", "1" + " " * 50_000 + "!"],  # \s*([a-zA-Z]*)\s*$
+    ["check", "--model", "opt-125m", "--gpu", "L4", "--min-headroom", "9" * 50_000 + "%x"],
+    ["plan", "opt-125m", "--train", "full", "--train-tokens", "1" + " " * 50_000 + "!"],
+], ids=["gpu-count", "context", "host-ram-spaces", "headroom", "train-tokens"])
+def test_number_parsers_are_linear_on_long_text(args):
+    import time
+
+    start = time.monotonic()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-300:]
+    assert time.monotonic() - start < 3  # 40,000 digits took 27 s before
+
+
+def test_verify_training_time_budget_counts_the_backward_products(monkeypatch):
+    """--verify --train full on CPU ran ~5 min against its 60 s budget: the budget assumed F.linear's rate,
+    and a CPU without native bf16 matmuls runs the input gradient (grad @ W) 20-40x slower."""
+    torch = pytest.importorskip("torch")
+    from llm_mem.verify.build import cpu_flops_per_s
+
+    matmul = torch.Tensor.__matmul__
+
+    def slow(self, other):  # a backward product 100 ms slower than the forward, whatever the CPU and its load
+        import time
+
+        time.sleep(0.1)
+        return matmul(self, other)
+
+    forward = cpu_flops_per_s("float32")
+    monkeypatch.setattr(torch.Tensor, "__matmul__", slow)
+    assert cpu_flops_per_s("float32", train=True) < forward / 2

@@ -215,15 +215,18 @@ def test_seed002_fp32_does_not_fit_one_t4():
     single = next(o for o in d["options"] if o["strategy"] == "single")
     assert 4 * LLAMA7B > 16 * GIB  # 26.95 GB of weights > the T4's whole 16 GiB
     assert not single["fits"]
-    assert cli("plan", "huggyllama/llama-7b", "--gpu", "T4", "--precision", "fp32", "--max-context",
-               code=1)["largest"] == 0
+    # answered, not a failed check: largest 0 with exit code 0
+    assert cli("plan", "huggyllama/llama-7b", "--gpu", "T4", "--precision", "fp32", "--max-context")["largest"] == 0
 
 
 def test_seed002_fp16_fits_one_t4_with_the_context_it_leaves():
     d = cli("plan", "huggyllama/llama-7b", "--gpu", "T4", "--precision", "fp16", "--max-context")
     assert _usable("T4-16GB") > 2 * LLAMA7B
-    # weights 13.48 GB + 0.52 MB of KV per token + workspace in 15.30 GB: between 1k and the model's 2k
-    assert 1024 <= d["largest"] <= 2048
+    # weights 13.48 GB + 0.52 MB of KV per token (1.07 GB at 2,048) leave 0.75 GB of the T4's 15.30 GB for
+    # one layer's activations and allocator slack (the CUDA context is already outside the usable 15.30 GB):
+    # the seed's "fits the model on a T4" holds at the model's whole 2,048-token context
+    assert _usable("T4-16GB") - 0.5 * GB > 2 * LLAMA7B + 2048 * 32 * 2 * 4096 * 2
+    assert d["largest"] == 2048  # the search stops at max_position_embeddings, not at memory
     assert d["plan"]["recommended"]["strategy"] == "single"
 
 

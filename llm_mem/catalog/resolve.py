@@ -8,11 +8,11 @@ from llm_mem.catalog import detect
 from llm_mem.catalog.load import load_catalog
 from llm_mem.catalog.model import BUDGET_ID_PREFIX, Catalog, Gpu, GpuRequest, lookup_key
 from llm_mem.errors import CatalogError, UsageError, quote
-from llm_mem.units import GIB, parse_size
+from llm_mem.units import GIB, NUMBER, parse_size
 from llm_mem.workload import MAX_GPUS
 
 _COUNT_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\S.*)$", re.IGNORECASE)
-_SIZE_LIKE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]+)\s*$")
+_SIZE_LIKE_RE = re.compile(r"^\s*" + NUMBER + r"\s*([a-zA-Z]+)\s*$")  # linear: llm_mem.units.NUMBER
 
 
 def _size_label(text: str) -> str:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llm_mem.errors import CheckFileError, CombinationError, LlmMemError, SettingError, UsageError, quote
 from llm_mem.requests import MAX_MODEL_NAME, MAX_REVISION, name_text
+from llm_mem.units import NUMBER
 from llm_mem.workload import Workload, build_workload, validation_problem
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ FILE_VERSION = 1
 # An entry passes on these strategies; offload and streaming only when it lists them in `allow`.
 RESIDENT_STRATEGIES = ("single", "tensor_parallel", "pipeline")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_PERCENT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
+_PERCENT_RE = re.compile(r"^\s*" + NUMBER + r"\s*%\s*$")  # linear: llm_mem.units.NUMBER
 # The largest check file read (a real one is a few KB); bigger is refused before parsing.
 MAX_CHECK_FILE_BYTES = 2 * 2**20
 # The most entries in one file: each is a plan (a few ms) and a line of output; real files hold tens.

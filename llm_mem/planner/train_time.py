@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_MFU = 0.4
 # Training token counts are decimal, as datasets are counted (Llama 3: "15T tokens"): k, M, B, T = 10^3..10^12.
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
-_TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
+_TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([kmbt])\s*)?$", re.IGNORECASE)  # linear, no two \s* in a row
 # The most tokens a run is asked about: 10^15, 67x Llama 3's 15T.
 MAX_TRAIN_TOKENS = 10**15
 
@@ -42,7 +42,7 @@ def parse_train_tokens(text: str | int) -> int:
     m = _TOKENS_RE.match(str(text))
     if not m:
         raise UsageError(f"cannot read {str(text)[:40]!r} as a token count", "use e.g. 1B, 500M or 15T")
-    number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]  # inf for a 400-digit count: refused below
+    number = float(m.group(1)) * _SUFFIX[(m.group(2) or "").lower()]  # inf for a 400-digit count: refused below
     value = int(number) if number <= MAX_TRAIN_TOKENS else MAX_TRAIN_TOKENS + 1
     if not 0 < value <= MAX_TRAIN_TOKENS:
         raise UsageError(f"--train-tokens {str(text)[:40]} must be between 1 and 10^15 tokens")

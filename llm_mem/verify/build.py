@@ -200,21 +200,32 @@ def quantize_bnb(model: Any, fmt: str, dtype_name: str) -> None:
 
 
 # ---- how long a CPU run takes ------------------------------------------------------------------
-def cpu_flops_per_s(dtype_name: str) -> float:
-    """The F.linear rate of this CPU in the measured dtype (a 256x1024x1024 product, best of 3)."""
+def cpu_flops_per_s(dtype_name: str, train: bool = False) -> float:
+    """The F.linear rate of this CPU in the measured dtype (a 256x1024x1024 product, best of 3). With
+    ``train``, the rate of a training step's three products together (forward, weight gradient, input
+    gradient: a third of the FLOPs each, so their harmonic mean): a CPU without native bf16 matmuls runs
+    the input gradient (``grad @ W``) 20-40x slower than F.linear, and the forward rate alone predicted
+    a full fine-tune of opt-125m at 2,048 tokens well inside the minute it then overran fivefold."""
     import torch
     import torch.nn.functional as F
 
     dtype = getattr(torch, dtype_name)
     a = torch.randn(256, 1024, dtype=dtype)
     w = torch.randn(1024, 1024, dtype=dtype)
-    F.linear(a, w)
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        F.linear(a, w)
-        best = min(best, time.perf_counter() - t)
-    return 2 * 256 * 1024 * 1024 / max(best, 1e-9)
+    products = [lambda: F.linear(a, w)]
+    if train:
+        g = torch.randn(256, 1024, dtype=dtype)
+        products += [lambda: g.t() @ a, lambda: g @ w]
+    seconds = []
+    for product in products:
+        product()
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            product()
+            best = min(best, time.perf_counter() - t)
+        seconds.append(max(best, 1e-9))
+    return 2 * 256 * 1024 * 1024 * len(seconds) / sum(seconds)
 
 
 def predicted_flops(active_layer_params: int, head_params: int, n_layers: int, heads: int, head_dim: int,

@@ -72,8 +72,8 @@ def _measured_context(resolved: ResolvedModel, report: Report, n_red: int, dtype
     w = report.workload
     spec = resolved.spec
     active, head = _active_params(resolved, n_red)
-    rate = cpu_flops_per_s(dtype) * CPU_EFFICIENCY
     train = w.train is not None
+    rate = cpu_flops_per_s(dtype, train) * CPU_EFFICIENCY
 
     def seconds(c: int) -> float:
         positions = w.batch * c if (train or w.logits == "full") else w.batch
