@@ -178,7 +178,7 @@ def _build(cfg: dict[str, Any], model_type: str, version: str) -> Counted:
     import torch
     from transformers.models.auto import configuration_auto
 
-    if model_type not in configuration_auto.CONFIG_MAPPING_NAMES:  # type: ignore[attr-defined]
+    if model_type not in configuration_auto.CONFIG_MAPPING_NAMES:  # type: ignore[attr-defined,unused-ignore]
         raise ConfigError(f"unknown architecture {model_type!r}: neither llm-mem nor transformers {version} "
                           "knows this model_type", "remote code is never run; a newer transformers may know it")
     cls = _pick_class(cfg, model_type)

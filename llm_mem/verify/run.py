@@ -207,7 +207,7 @@ def run_verify(resolved: ResolvedModel, report: Report, *, cpu_time_budget_s: fl
                 try:
                     import peft
                 except ImportError:
-                    peft = None  # type: ignore[assignment]
+                    peft = None  # type: ignore[assignment,unused-ignore]
                 if peft is not None:
                     model.requires_grad_(False)
                     # make layer 0 behave like every later layer: its input requires grad, so its norms
