@@ -193,17 +193,21 @@ def qwen2_vl(p: str, v: dict[str, Any]) -> Tensors:
     out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (e, c, _side(v["temporal_patch_size"]), patch, patch))]
     inner = int(e * float(v["mlp_ratio"]))
     for n in range(int(v["depth"])):
-        q = f"{p}.blocks.{n}"
-        _ln(out, f"{q}.norm1", "vision", e)
-        _ln(out, f"{q}.norm2", "vision", e)
-        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
-        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
-        _lin(out, f"{q}.mlp.fc1", "vision", inner, e, True)
-        _lin(out, f"{q}.mlp.fc2", "vision", e, inner, True)
+        _qwen_vit_block(out, f"{p}.blocks.{n}", e, inner, "fc1", "fc2")
     _ln(out, f"{p}.merger.ln_q", "mmproj", e)
     _lin(out, f"{p}.merger.mlp.0", "mmproj", width, width, True)
     _lin(out, f"{p}.merger.mlp.2", "mmproj", int(v["hidden_size"]), width, True)
     return out
+
+
+def _qwen_vit_block(out: Tensors, q: str, e: int, inner: int, fc1: str, fc2: str) -> None:
+    """A Qwen2-VL / Qwen3-VL vision block: LayerNorms with bias, fused qkv and proj, a two-layer MLP, all biased."""
+    _ln(out, f"{q}.norm1", "vision", e)
+    _ln(out, f"{q}.norm2", "vision", e)
+    _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
+    _lin(out, f"{q}.attn.proj", "vision", e, e, True)
+    _lin(out, f"{q}.mlp.{fc1}", "vision", inner, e, True)
+    _lin(out, f"{q}.mlp.{fc2}", "vision", e, inner, True)
 
 
 def qwen2_5_vl(p: str, v: dict[str, Any]) -> Tensors:
@@ -238,13 +242,7 @@ def qwen3_vl(p: str, v: dict[str, Any]) -> Tensors:
                     (f"{p}.patch_embed.proj.bias", "vision", (e,)),
                     (f"{p}.pos_embed.weight", "vision", (int(v["num_position_embeddings"]), e))]
     for n in range(int(v["depth"])):
-        q = f"{p}.blocks.{n}"
-        _ln(out, f"{q}.norm1", "vision", e)
-        _ln(out, f"{q}.norm2", "vision", e)
-        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
-        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
-        _lin(out, f"{q}.mlp.linear_fc1", "vision", i, e, True)
-        _lin(out, f"{q}.mlp.linear_fc2", "vision", e, i, True)
+        _qwen_vit_block(out, f"{p}.blocks.{n}", e, i, "linear_fc1", "linear_fc2")
     _qwen_merger(out, f"{p}.merger", v, width, e)
     for k in range(len(v.get("deepstack_visual_indexes") or ())):
         _qwen_merger(out, f"{p}.deepstack_merger_list.{k}", v, width, width)
