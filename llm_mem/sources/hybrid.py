@@ -233,11 +233,7 @@ def fields(cfg: dict[str, Any], family: str, n: int, h: int) -> dict[str, Any]:
         types = _types(cfg, "layer_types") or ["full_attention" if (i + 1) % int(_get(cfg, "full_attention_interval",
                                                                                        4)) == 0
                                                else "linear_attention" for i in range(n)]
-        linear = LinearAttnSpec(key_heads=int(_get(cfg, "linear_num_key_heads", 16)),
-                                value_heads=int(_get(cfg, "linear_num_value_heads", 32)),
-                                key_head_dim=int(_get(cfg, "linear_key_head_dim", 128)),
-                                value_head_dim=int(_get(cfg, "linear_value_head_dim", 128)),
-                                conv_kernel=int(_get(cfg, "linear_conv_kernel_dim", 4)))
+        linear = _gated_deltanet(cfg)
         kinds = ["linear_attention" if t == "linear_attention" else "attention" for t in types]
         mlp, gated_attn = [True] * n, True
         kw.update(qk_norm=True, tie_word_embeddings=bool(_get(cfg, "tie_word_embeddings", False)))
@@ -283,11 +279,7 @@ def fields(cfg: dict[str, Any], family: str, n: int, h: int) -> dict[str, Any]:
         # a conv over q, k, v, dt_bias and A_log per value head, an o_norm of the value width: Qwen3-Next's counts,
         # split), else OLMo 2's attention (q/k RMSNorms over all heads, no output gate); a gated MLP everywhere
         types = _types(cfg, "layer_types") or []
-        linear = LinearAttnSpec(key_heads=int(_get(cfg, "linear_num_key_heads", 16)),
-                                value_heads=int(_get(cfg, "linear_num_value_heads", 32)),
-                                key_head_dim=int(_get(cfg, "linear_key_head_dim", 128)),
-                                value_head_dim=int(_get(cfg, "linear_value_head_dim", 128)),
-                                conv_kernel=int(_get(cfg, "linear_conv_kernel_dim", 4)))
+        linear = _gated_deltanet(cfg)
         kinds = ["linear_attention" if t == "linear_attention" else "attention" for t in types]
         mlp = [True] * n
         kw.update(qk_norm=True, qk_norm_full=True, qkv_bias=bool(_get(cfg, "attention_bias", False)),
@@ -415,3 +407,13 @@ def _zamba(cfg: dict[str, Any], family: str, h: int, kw: dict[str, Any]) -> tupl
               qkv_bias=False, o_bias=False, extra=tuple(extra),
               tie_word_embeddings=bool(_get(cfg, "tie_word_embeddings", True)))
     return ssm, set(hybrid)
+
+
+def _gated_deltanet(cfg: dict[str, Any]) -> LinearAttnSpec:
+    """Gated DeltaNet's sizes with Qwen3NextConfig's defaults (16 key / 32 value heads of 128, conv kernel 4);
+    OLMo-hybrid reads the same keys."""
+    return LinearAttnSpec(key_heads=int(_get(cfg, "linear_num_key_heads", 16)),
+                          value_heads=int(_get(cfg, "linear_num_value_heads", 32)),
+                          key_head_dim=int(_get(cfg, "linear_key_head_dim", 128)),
+                          value_head_dim=int(_get(cfg, "linear_value_head_dim", 128)),
+                          conv_kernel=int(_get(cfg, "linear_conv_kernel_dim", 4)))
