@@ -35,7 +35,8 @@ from llm_mem.cli_options import (
     with_workload_options,
 )
 from llm_mem.errors import LlmMemError, SettingError, UsageError, visible
-from llm_mem.workload import field_flag, validation_problem
+from llm_mem.settings import validation_problem
+from llm_mem.workload import field_flag
 
 try:  # typer >= 0.26 vendors click as typer._click; older typer uses click itself
     from typer import _click as click  # type: ignore[attr-defined,unused-ignore]
@@ -165,7 +166,7 @@ def estimate(
     """
     from llm_mem.api import run_estimate
     from llm_mem.requests import EstimateRequest
-    from llm_mem.workload import build_workload
+    from llm_mem.settings import build_workload
 
     compare = _split_precision(settings)
     req = EstimateRequest(model=_model_ref(model, revision, token, config, allow_missing_shards),
@@ -224,8 +225,8 @@ def plan(
     """
     from llm_mem.api import run_plan
     from llm_mem.requests import PlanRequest
+    from llm_mem.settings import build_workload
     from llm_mem.units import parse_size
-    from llm_mem.workload import build_workload
 
     if _split_precision(settings):
         raise UsageError("--precision all compares precisions in `estimate`", "plan one precision at a time")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from llm_mem import dtypes
 from llm_mem.choices import RL_MODES, Precision, Runtime, TrainMode
 from llm_mem.errors import UsageError
-from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, stage_weight_bytes, weight_bytes
+from llm_mem.estimators.weight_stages import stage_weight_bytes
+from llm_mem.estimators.weights import WeightBytes, WeightPlan, plan_from_quant, weight_bytes
 from llm_mem.formats import get_format
 from llm_mem.layout import Layout, tp_problem
 from llm_mem.params import count_parameters

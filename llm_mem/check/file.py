@@ -1,7 +1,7 @@
 """The check file: YAML with line numbers, entries validated into `Check`s.
 
 An entry holds the check's own fields (``ENTRY_FIELDS``: name, model, gpu, headroom...) and any
-workload setting; the workload is built by `llm_mem.workload.build_workload`, the same path the
+workload setting; the workload is built by `llm_mem.settings.build_workload`, the same path the
 CLI takes, so a file and a flag are validated alike. Every problem raises CheckFileError as
 ``FILE:LINE: field X: problem``.
 """
@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llm_mem.errors import CheckFileError, CombinationError, LlmMemError, SettingError, UsageError, quote
 from llm_mem.requests import MAX_MODEL_NAME, MAX_REVISION, name_text
+from llm_mem.settings import build_workload, validation_problem
 from llm_mem.units import NUMBER
-from llm_mem.workload import Workload, build_workload, validation_problem
+from llm_mem.workload import Workload
 
 if TYPE_CHECKING:
     from llm_mem.catalog import Catalog

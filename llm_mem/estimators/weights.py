@@ -17,7 +17,6 @@ from functools import lru_cache
 from llm_mem.dtypes import bits as dtype_bits
 from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
 from llm_mem.formats import BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, NVFP4_BPW, Format, get_format
-from llm_mem.layout import Layout, rank_share, stage_layers
 from llm_mem.params import EXPERT_ROLES, LINEAR_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec, QuantConfig, ScaleLayout
 
@@ -395,35 +394,6 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
         else:
             outside[_outside(t.role)] += b
     return _summed(per_layer, outside, experts, qparams, kparams, skipped_params, expert_layers)
-
-
-def stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> list[int]:
-    """See _stage_weight_bytes (cached: the planner asks for the same stages at every context it tries)."""
-    return list(_stage_weight_bytes(spec, plan, layout, scale))
-
-
-@lru_cache(maxsize=256)
-def _stage_weight_bytes(spec: ModelSpec, plan: WeightPlan, layout: Layout, scale: float = 1.0) -> tuple[int, ...]:
-    """Weight bytes on one GPU of each pipeline stage under ``layout`` (TP/EP shares applied):
-    the embedding on the first stage, final norm and head on the last (a tied head is a second copy
-    of the embedding there when PP > 1, as vLLM's last stage loads it). ``scale`` corrects every
-    tensor by a measured checkpoint total."""
-    sizes = tensor_bytes(spec, plan)
-    out = []
-    for s in range(layout.pp):
-        layers = stage_layers(spec.num_layers, layout.pp, s)
-        total = 0.0
-        for t in inventory(spec):
-            if t.layer is not None:
-                on = t.layer in layers
-            elif t.role in ("embed", "pos_embed", "embed_proj") or t.name.startswith("embed_norm"):
-                on = s == 0 or (t.role == "embed" and spec.tie_word_embeddings and s == layout.pp - 1)
-            else:  # final norm, head
-                on = s == layout.pp - 1
-            if on:
-                total += sizes[t.name] * rank_share(t, spec, layout)
-        out.append(int(total * scale))
-    return tuple(out)
 
 
 def checkpoint_bytes(dtype_counts: dict[str, int]) -> int:
