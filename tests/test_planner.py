@@ -151,3 +151,17 @@ def test_gpus_command_lists_catalog():
     r = runner.invoke(app, ["gpus", "--json"])
     ids = {d["id"] for d in json.loads(r.stdout)["devices"]}
     assert {"T4-16GB", "H100-SXM-80GB", "MI250-2X64GB", "A100-SXM-80GB"} <= ids
+
+
+def test_bare_size_with_a_count_is_that_many_cards_on_vllm():
+    # --gpu 4x48GB: four 48 GB cards; vLLM shards 70B bf16 (141 GB) over them with TP 4
+    p = _plan("meta-llama/Llama-3.1-70B", "4x48GB", precision="bf16", runtime="vllm")
+    r = p.recommended
+    assert r is not None and r.gpus == 4 and r.layout.tensor_parallel_size == 4
+    assert r.per_gpu_bytes < r.budget_bytes < 48e9
+
+
+def test_one_counted_gpu_has_no_device_map_split_row():
+    p = _plan("huggyllama/llama-7b", "1xT4", precision="fp16", context=2048)
+    assert [o.strategy for o in p.options if o.strategy == "pipeline"] == []
+    assert next(o for o in p.options if o.strategy == "single").fits  # 14.86 GB of the T4's 15.30 GB

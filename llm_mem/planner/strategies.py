@@ -59,8 +59,8 @@ def vllm_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOption]:
                              "give the count once: --gpu NxGPU, or -tp/-pp/-dp")
         return [_vllm(ctx, gpu, layout)]
     candidates = [count] if count else range(gpu.devices_per_card, MAX_SEARCH_GPUS + 1, gpu.devices_per_card)
-    if gpu.is_budget:
-        candidates = [1]
+    if gpu.is_budget:  # a bare size (--gpu 48GB) is one card unless a count is given (--gpu 4x48GB)
+        candidates = [count] if count else [1]
     last: PlanOption | None = None
     out: list[PlanOption] = []
     for n in candidates:
@@ -104,7 +104,7 @@ def transformers_options(ctx: Context, gpu: Gpu, count: int | None) -> list[Plan
                            why_line(r.total_bytes, b, "transformers on one GPU"), tokens_per_s=tps,
                            prefill_s=speed.prefill_seconds(r, gpu, 1), assumptions=[bw_note] if bw_note else [],
                            launch=[launch.transformers_snippet(r.model, r, [gpu], [max(b - transient, 0)])]))
-        if out[0].fits or gpu.is_budget:
+        if out[0].fits or gpu.is_budget or count == 1:  # --gpu 1xT4: one GPU, no device_map split to try
             if not out[0].fits:
                 out += transformers_offload(ctx, r, gpu)
             return out
