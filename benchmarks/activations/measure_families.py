@@ -46,7 +46,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from measure_saved import SavedTensorMeter, decoder_layers, fix_conv1d_layout, graph_saved_names  # noqa: E402
+from measure_saved import decoder_layers, fix_conv1d_layout, saved_step  # noqa: E402
 
 warnings.filterwarnings("ignore")
 TINY = HERE / "configs" / "tiny"
@@ -85,35 +85,7 @@ def with_lora(model, targets, dropout: float):
 
 def run(model, base, b: int, s: int, attn: str, ckpt: bool, vocab: int, detail: bool):
     assert base.config._attn_implementation == attn, base.config._attn_implementation
-    if ckpt:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        base.gradient_checkpointing_disable()
-    model.train()
-    layers = decoder_layers(base)
-    g = torch.Generator().manual_seed(1234 + b * 7 + s)
-    ids = torch.randint(0, vocab, (b, s), generator=g)
-    meter = SavedTensorMeter(model, vocab)
-    handles = meter.install_layer_hooks(layers)
-    torch.manual_seed(0)
-    t0 = time.time()
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
-            out = model(input_ids=ids, labels=ids, use_cache=False)
-        loss = out.loss
-        assert loss is not None and loss.requires_grad
-        res, storages = meter.summarize(len(layers))
-        det = None
-        if detail:
-            names = graph_saved_names(loss) if not ckpt else {}
-            det = [dict(ctx=st["ctxs"], nbytes=st["nbytes"], dtype=st["dtype"], shapes=[list(x) for x in st["shapes"]],
-                        saved_by=sorted(set(names.get(st["ptr"], [])))) for st in storages.values()]
-    finally:
-        for h in handles:
-            h.remove()
-    dt = time.time() - t0
-    del out, loss, meter
-    gc.collect()
+    res, dt, det = saved_step(model, base, decoder_layers(base), vocab, b, s, ckpt, detail)
     return res, det, dt
 
 

@@ -311,14 +311,13 @@ def graph_saved_names(loss):
     return names
 
 
-def measure(model, meter_layers, desc, b, s, attn, ckpt, detail=False):
-    vocab = desc["vocab"]
-    model.set_attn_implementation(attn)
-    assert model.config._attn_implementation == attn, model.config._attn_implementation
+def saved_step(model, ckpt_model, meter_layers, vocab, b, s, ckpt, detail=False):
+    """One training forward of ``model`` under the meter (checkpointing switched on ``ckpt_model``, the
+    module transformers enables it on): (summary, seconds of the forward, per-storage detail or None)."""
     if ckpt:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        ckpt_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
-        model.gradient_checkpointing_disable()
+        ckpt_model.gradient_checkpointing_disable()
     model.train()
     g = torch.Generator().manual_seed(1234 + b * 7 + s)
     ids = torch.randint(0, vocab, (b, s), generator=g)
@@ -336,17 +335,21 @@ def measure(model, meter_layers, desc, b, s, attn, ckpt, detail=False):
         details = None
         if detail:
             names = graph_saved_names(loss) if not ckpt else {}
-            details = []
-            for st in storages.values():
-                details.append(dict(ctx=st["ctxs"], nbytes=st["nbytes"], dtype=st["dtype"],
-                                    shapes=[list(x) for x in st["shapes"]],
-                                    saved_by=sorted(set(names.get(st["ptr"], [])))))
+            details = [dict(ctx=st["ctxs"], nbytes=st["nbytes"], dtype=st["dtype"],
+                            shapes=[list(x) for x in st["shapes"]],
+                            saved_by=sorted(set(names.get(st["ptr"], [])))) for st in storages.values()]
     finally:
         for h in handles:
             h.remove()
     del out, loss, meter
     gc.collect()
     return res, dt, details
+
+
+def measure(model, meter_layers, desc, b, s, attn, ckpt, detail=False):
+    model.set_attn_implementation(attn)
+    assert model.config._attn_implementation == attn, model.config._attn_implementation
+    return saved_step(model, model, meter_layers, desc["vocab"], b, s, ckpt, detail)
 
 
 def main():
