@@ -210,6 +210,17 @@ def _qwen_vit_block(out: Tensors, q: str, e: int, inner: int, fc1: str, fc2: str
     _lin(out, f"{q}.mlp.{fc2}", "vision", e, inner, True)
 
 
+def _gated_vit_block(out: Tensors, q: str, e: int, inner: int, *, qkv_bias: bool, bias: bool) -> None:
+    """A vision block of two RMSNorms, fused qkv and proj, and a gated MLP (Qwen2.5-VL, GLM-4V); ``bias``
+    for proj and the MLP."""
+    out += [(f"{q}.norm1.weight", "vision", (e,)), (f"{q}.norm2.weight", "vision", (e,))]
+    _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, qkv_bias)
+    _lin(out, f"{q}.attn.proj", "vision", e, e, bias)
+    _lin(out, f"{q}.mlp.gate_proj", "vision", inner, e, bias)
+    _lin(out, f"{q}.mlp.up_proj", "vision", inner, e, bias)
+    _lin(out, f"{q}.mlp.down_proj", "vision", e, inner, bias)
+
+
 def qwen2_5_vl(p: str, v: dict[str, Any]) -> Tensors:
     """Qwen2_5_VisionTransformerPretrainedModel (modeling_qwen2_5_vl.py): Qwen2-VL's patch embedding at
     hidden_size, blocks of RMSNorms, qkv / proj with bias and a gated MLP of intermediate_size with biases;
@@ -218,13 +229,7 @@ def qwen2_5_vl(p: str, v: dict[str, Any]) -> Tensors:
     i, width = int(v["intermediate_size"]), int(v["hidden_size"]) * int(v["spatial_merge_size"]) ** 2
     out: Tensors = [(f"{p}.patch_embed.proj.weight", "vision", (e, c, _side(v["temporal_patch_size"]), patch, patch))]
     for n in range(int(v["depth"])):
-        q = f"{p}.blocks.{n}"
-        out += [(f"{q}.norm1.weight", "vision", (e,)), (f"{q}.norm2.weight", "vision", (e,))]
-        _lin(out, f"{q}.attn.qkv", "vision", 3 * e, e, True)
-        _lin(out, f"{q}.attn.proj", "vision", e, e, True)
-        _lin(out, f"{q}.mlp.gate_proj", "vision", i, e, True)
-        _lin(out, f"{q}.mlp.up_proj", "vision", i, e, True)
-        _lin(out, f"{q}.mlp.down_proj", "vision", e, i, True)
+        _gated_vit_block(out, f"{p}.blocks.{n}", e, i, qkv_bias=True, bias=True)
     out.append((f"{p}.merger.ln_q.weight", "mmproj", (e,)))
     _lin(out, f"{p}.merger.mlp.0", "mmproj", width, width, True)
     _lin(out, f"{p}.merger.mlp.2", "mmproj", int(v.get("out_hidden_size") or 3584), width, True)
@@ -399,13 +404,7 @@ def glm4v_vision(p: str, v: dict[str, Any]) -> Tensors:
                     (f"{p}.patch_embed.proj.weight", "vision", (h, c, _side(v["temporal_patch_size"]), patch, patch)),
                     (f"{p}.patch_embed.proj.bias", "vision", (h,))]
     for n in range(int(v["depth"])):
-        q = f"{p}.blocks.{n}"
-        out += [(f"{q}.norm1.weight", "vision", (h,)), (f"{q}.norm2.weight", "vision", (h,))]
-        _lin(out, f"{q}.attn.qkv", "vision", 3 * h, h, bias)
-        _lin(out, f"{q}.attn.proj", "vision", h, h, False)
-        _lin(out, f"{q}.mlp.gate_proj", "vision", o, h, False)
-        _lin(out, f"{q}.mlp.up_proj", "vision", o, h, False)
-        _lin(out, f"{q}.mlp.down_proj", "vision", h, o, False)
+        _gated_vit_block(out, f"{p}.blocks.{n}", h, o, qkv_bias=bias, bias=False)
     out += [(f"{p}.post_conv_layernorm.weight", "vision", (h,)), (f"{p}.post_layernorm.weight", "vision", (h,)),
             (f"{p}.downsample.weight", "mmproj", (o, h, m, m)), (f"{p}.downsample.bias", "mmproj", (o,))]
     _lin(out, f"{p}.merger.proj", "mmproj", o, o, False)
