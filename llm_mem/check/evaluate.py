@@ -49,7 +49,7 @@ def evaluate(check: Check, resolved: ResolvedModel) -> CheckResult:
     # training: the estimate is per data-parallel GPU (workload.gpus), so plan one GPU of them
     count = 1 if w.train else check.count
     # the offload split leaves the headroom free: the planner places fewer layers on the GPU
-    plan = pl.plan(resolved, w, [(check.gpu, count)], host_ram=check.host_ram, headroom=free)
+    plan = pl.plan(resolved, w, [(check.gpu, count)], host_ram=check.host_ram, headroom=free, hint=False)
     label = "data_parallel" if w.train and check.count > 1 else None
     options = list(plan.options)
     options.sort(key=lambda o: (_ORDER[o.strategy], o.gpus))

@@ -56,9 +56,12 @@ def host_ram_bytes() -> int | None:
 
 def plan(model: ResolvedModel, workload: Workload, gpus: list[Target],
          disk_gbps: float = DEFAULT_DISK_GBPS, cpu_gbps: float = DEFAULT_CPU_GBPS,
-         report: Report | None = None, host_ram: int | None = None, headroom: int = 0) -> Plan:
+         report: Report | None = None, host_ram: int | None = None, headroom: int = 0,
+         hint: bool = True) -> Plan:
     """Evaluate every strategy on each target and pick a recommendation. ``headroom``: bytes of each
-    GPU's budget an offload split must leave free (a check's min_headroom)."""
+    GPU's budget an offload split must leave free (a check's min_headroom). ``hint``: when transformers
+    cannot hold the model, name vLLM's layout in a note (a second search over every GPU count; the
+    searches that call plan() at many values and show no notes turn it off)."""
     ctx = Context(model, workload, disk_gbps, cpu_gbps, host_ram, headroom, report)
     options: list[PlanOption] = []
     for target in gpus:
@@ -69,11 +72,11 @@ def plan(model: ResolvedModel, workload: Workload, gpus: list[Target],
     base = report or estimate(model, workload, gpus[0][0] if gpus and isinstance(gpus[0], tuple) else None)
     notes = ["speeds are roofline upper bounds: memory bandwidth for decode, peak dense TFLOPS for prefill"]
     best = recommend(options)
-    if workload.runtime is Runtime.transformers and workload.train is None and (
+    if hint and workload.runtime is Runtime.transformers and workload.train is None and (
             best is None or best.strategy not in RESIDENT):
-        hint = _serving_hint(ctx, model, workload, gpus)
-        if hint:
-            notes.insert(0, hint)
+        pointer = _serving_hint(ctx, model, workload, gpus)
+        if pointer:
+            notes.insert(0, pointer)
     return Plan(model=model.name, workload=workload, total_bytes=base.total_bytes, options=options,
                 recommended=best, notes=notes + base.notes)
 
@@ -105,7 +108,7 @@ def largest_fitting(model: ResolvedModel, workload: Workload, gpu: Gpu, count: i
     count = count or 1
 
     def ok(v: int) -> Plan | None:
-        p = plan(model, workload.replace(**{field: v}), [(gpu, count)])
+        p = plan(model, workload.replace(**{field: v}), [(gpu, count)], hint=False)
         r = p.recommended
         return p if r is not None and r.strategy in RESIDENT else None
 

@@ -70,7 +70,7 @@ def sweep(model: ResolvedModel, workload: Workload, gpu: Gpu, count: int | None,
     budget = 0
     n = count or 1
     for v in values:
-        p = plan(model, workload.replace(**{field: v}), [(gpu, count or 1)], host_ram=host_ram)
+        p = plan(model, workload.replace(**{field: v}), [(gpu, count or 1)], host_ram=host_ram, hint=False)
         resident = next((o for o in p.options if o.strategy in ("single", "tensor_parallel", "pipeline")), None)
         ref = resident or p.options[0]
         budget, n = ref.budget_bytes, ref.gpus
