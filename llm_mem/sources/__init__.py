@@ -149,20 +149,9 @@ def _in_ollama_store(name: str) -> bool:
 
 
 def _parse(raw: dict[str, Any], checkpoint: Checkpoint | None) -> ModelSpec:
-    """config.json as a ModelSpec; for a model type without a native layout whose safetensors headers
-    are at hand, the inventory is the headers' tensors (exact for any architecture, no transformers)."""
-    from llm_mem.sources.parse import is_native
-
-    if checkpoint is not None and checkpoint.format == "safetensors" and checkpoint.tensors and not is_native(raw):
-        from llm_mem.sources.counted import header_spec
-        from llm_mem.sources.parse import unwrap_text_config
-        from llm_mem.sources.validate import check_config
-
-        check_config(raw)
-        spec = header_spec(raw, unwrap_text_config(raw), checkpoint.tensors)
-        if spec is not None:
-            return spec
-    return parse_config(raw)
+    """config.json as a ModelSpec, with the checkpoint's safetensors tensors when they were read."""
+    stored = checkpoint.tensors if checkpoint is not None and checkpoint.format == "safetensors" else ()
+    return parse_config(raw, stored)
 
 
 def _ollama(name: str) -> ResolvedModel:

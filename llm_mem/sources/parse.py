@@ -13,11 +13,11 @@ from typing import Any
 
 from llm_mem.errors import ConfigError
 from llm_mem.sources import families, hybrid, vision
-from llm_mem.sources.counted import counted_spec
+from llm_mem.sources.counted import counted_spec, header_spec
 from llm_mem.sources.quant import parse_quantization
 from llm_mem.sources.train_caps import training_caps
 from llm_mem.sources.validate import check_config
-from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec
+from llm_mem.spec import LayerKind, MlaSpec, ModelSpec, MoeSpec, StoredTensor
 
 LLAMA_LIKE = {
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
@@ -232,20 +232,24 @@ def _family_fields(family: str) -> Iterator[None]:
                           f"compare it with transformers' configuration class for {family}") from None
 
 
-def parse_config(raw: dict[str, Any]) -> ModelSpec:
-    """Normalise a config.json dict into a ModelSpec. Raises ConfigError on missing fields."""
+def parse_config(raw: dict[str, Any], stored: tuple[StoredTensor, ...] = ()) -> ModelSpec:
+    """Normalise a config.json dict into a ModelSpec. Raises ConfigError on missing fields.
+
+    ``stored``: the checkpoint's safetensors tensors when they were read; a model type without a native
+    layout then takes its inventory from them (exact for any architecture, no transformers), before
+    transformers' meta-device count."""
     check_config(raw)  # every field this module reads: type, sign, bounds (llm_mem.sources.validate)
     with _family_fields(str(unwrap_text_config(raw).get("model_type") or "")[:60]):
-        return _parse(raw)
+        return _parse(raw, stored)
 
 
-def _parse(raw: dict[str, Any]) -> ModelSpec:
+def _parse(raw: dict[str, Any], stored: tuple[StoredTensor, ...]) -> ModelSpec:
     cfg = unwrap_text_config(raw)
     model_type = str(cfg.get("model_type") or "").lower()
     if not model_type:
         raise ConfigError("config.json has no model_type", "is this a transformers config.json?")
     if not is_native(raw):
-        return counted_spec(raw, cfg, model_type)
+        return header_spec(raw, cfg, stored) or counted_spec(raw, cfg, model_type)
     family = family_of(model_type)
     archs = cfg.get("architectures") or raw.get("architectures")
     architecture = archs[0] if isinstance(archs, list) and archs else None
