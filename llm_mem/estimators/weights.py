@@ -11,9 +11,11 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llm_mem.dtypes import FLOAT_BYTES
 from llm_mem.dtypes import bits as dtype_bits
 from llm_mem.estimators.gguf import tensor_bytes as gguf_tensor_bytes
 from llm_mem.formats import BNB4_BPW, BNB4_DQ_BPW, MXFP4_BPW, NVFP4_BPW, Format, get_format
@@ -256,25 +258,34 @@ def sized_inventory(spec: ModelSpec) -> tuple[tuple[Tensor, int], ...]:
 def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     """Bytes of every inventory tensor under ``plan``."""
     f = plan.fmt
-    float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
     if f.gguf_recipe:  # llama-quantize's per-tensor types (norms, biases, router, positions stay F32)
         sizes = dict(gguf_tensor_bytes(f.gguf_recipe, spec))
         # a vision tower is not in the model's GGUF (convert_hf_to_gguf.py writes it to a separate mmproj file)
         return {t.name: sizes.get(t.name, 0) for t in inventory(spec)}
-    out: dict[str, int] = {}
-    same: dict[tuple[str, tuple[int, ...], int, bool], int] = {}  # layers repeat: shapes and roles recur
-    for t, numel in sized_inventory(spec):
-        if float_bytes is not None:
-            out[t.name] = numel * float_bytes
-            continue
-        q = is_quantized(t, plan)
-        key = (t.role, t.shape, t.copies, q)
-        b = same.get(key)
-        if b is None:
-            b = _linear_bytes(t, plan, spec) if q else numel * plan.keep_bytes
-            same[key] = b
-        out[t.name] = b
-    return out
+    size = _sizer(spec, plan)
+    return {t.name: size(t, numel)[0] for t, numel in sized_inventory(spec)}
+
+
+def _sizer(spec: ModelSpec, plan: WeightPlan) -> Callable[[Tensor, int], tuple[int, bool]]:
+    """(bytes, quantized) of a tensor under a format that is not a GGUF recipe: float formats at their
+    width, else the format's linear layout or the kept width. Memoised by role, shape and copies (layers
+    repeat) and, with a skip list, by name too (the list names modules)."""
+    float_bytes = FLOAT_BYTES.get(plan.fmt.key)
+    memo: dict[tuple[str, tuple[int, ...], int, str], tuple[int, bool]] = {}
+
+    def size(t: Tensor, numel: int) -> tuple[int, bool]:
+        key = (t.role, t.shape, t.copies, t.name if plan.skip_modules else "")
+        hit = memo.get(key)
+        if hit is None:
+            if float_bytes is not None:
+                hit = (numel * float_bytes, False)
+            else:
+                q = is_quantized(t, plan)
+                hit = (_linear_bytes(t, plan, spec) if q else numel * plan.keep_bytes, q)
+            memo[key] = hit
+        return hit
+
+    return size
 
 
 def _outside(role: str) -> int:
@@ -307,20 +318,7 @@ def _layer_groups(spec: ModelSpec) -> tuple[tuple[tuple[int, ...], tuple[tuple[T
 def _weight_bytes_by_layer_design(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     """weight_bytes for a format whose bytes depend on a tensor's role, shape and copies only (not a GGUF
     recipe, no skip list): each layer design sized once."""
-    f = plan.fmt
-    float_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(f.key)
-    quantizing = float_bytes is None
-    memo: dict[tuple[str, tuple[int, ...], int], tuple[int, bool]] = {}
-
-    def size(t: Tensor, numel: int) -> tuple[int, bool]:
-        key = (t.role, t.shape, t.copies)
-        hit = memo.get(key)
-        if hit is None:
-            q = quantizing and is_quantized(t, plan)
-            hit = ((_linear_bytes(t, plan, spec) if q else numel * plan.keep_bytes) if quantizing
-                   else numel * float_bytes, q)  # type: ignore[operator]
-            memo[key] = hit
-        return hit
+    size = _sizer(spec, plan)
 
     per_layer = [0] * spec.num_layers
     expert_layers = [0] * spec.num_layers
