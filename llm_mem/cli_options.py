@@ -159,6 +159,18 @@ WORKLOAD_OPTIONS.update({
 })
 
 
+# ---- Megatron-LM's model parallelism for training, Megatron's own flag names (llm_mem.estimators.megatron) ----
+WORKLOAD_OPTIONS.update({
+    "tensor_model_parallel_size": _opt(int, "--tensor-model-parallel-size",
+                                       help="Training: Megatron tensor-parallel GPUs (heads and MLP split)."),
+    "sequence_parallel": Annotated[Optional[bool], typer.Option(
+        "--sequence-parallel/--no-sequence-parallel", show_default=False,
+        help="Training: Megatron sequence parallelism (the residual stream split over the TP ranks).")],
+    "context_parallel_size": _opt(int, "--context-parallel-size",
+                                  help="Training: Megatron context-parallel GPUs (sequence split, ring attention)."),
+})
+
+
 def with_workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add WORKLOAD_OPTIONS to a command's signature; the command receives them as ``settings``."""
     sig = inspect.signature(fn)

@@ -81,7 +81,11 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
         from llm_mem.estimators.rl import sequences_per_step
 
         seqs = sequences_per_step(w)
-    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train)
+    from llm_mem.estimators.megatron import check, split, uses_megatron
+
+    if uses_megatron(w):
+        check(spec, w)
+    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w))
     what = "LoRA adapters train" if lora else "every weight trains"
     parts = [Part("activations", act.layers_total + act.outside,
                   "each layer's input (gradient checkpointing)" if ckpt else
@@ -96,6 +100,10 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
               else fsdp_full_states(spec, w, weights_format))
     elif lora:
         ms = lora_states(spec, w, weights_full, weights_label, targets)
+    elif uses_megatron(w):  # a tensor-parallel rank's share, data parallel over --gpus / TP (CP included)
+        from llm_mem.estimators.megatron import model_states
+
+        ms = model_states(spec, w, weights_format)
     else:
         ms = full_states(spec, w, weights_format, weights_label)
     states = [Part(st.name, st.bytes, st.note) for st in ms.states] + parts

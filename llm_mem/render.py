@@ -94,7 +94,12 @@ def _workload_line(r: Report) -> str:
         parts += [label for name, label in (("fused_ce", "fused CE"), ("chunked_ce", "chunked CE"),
                                             ("activation_offloading", "activation offloading"),
                                             ("optimizer_in_bwd", "optimizer in backward")) if getattr(w, name)]
-        if w.zero:
+        t, c = w.tensor_model_parallel_size, w.context_parallel_size
+        if t * c > 1:  # Megatron-LM's layout (llm_mem.estimators.megatron)
+            grid = [f"TP {t}" + (" + SP" if w.sequence_parallel else "")] * (t > 1) + [f"CP {c}"] * (c > 1)
+            parts.append(f"Megatron {' x '.join(grid)} x DP {w.gpus // (t * c)}"
+                         + (", distributed optimizer" if w.zero else ""))
+        elif w.zero:
             offload = f", offload {w.offload}" if w.offload != "none" else ""
             parts.append(f"ZeRO-{w.zero} over {w.gpus} GPUs{offload}")
         if w.fsdp is not None:  # FSDP2 and RL settings (llm_mem.estimators.fsdp, rl)

@@ -94,7 +94,8 @@ FRAMEWORK_FIELDS = ("trainer", "fused_ce", "chunked_ce", "activation_offloading"
                     "torch_compile")
 # ---- FSDP2 and RL post-training: flags that only make sense with --train (Workload._check_fsdp_rl) ----
 FSDP_RL_FIELDS = ("fsdp", "fsdp_shard_size", "fsdp_offload", "num_generations", "beta",
-                  "rollout_gpu_memory_utilization")
+                  "rollout_gpu_memory_utilization", "tensor_model_parallel_size", "sequence_parallel",
+                  "context_parallel_size")
 # HSDP's default shard group: the GPUs of one node, 8 on HGX/DGX baseboards (gpu_catalog.yaml node_size; the
 # intra-node group torch's fully_shard docstring suggests, torch.cuda.device_count()).
 FSDP_GPUS_PER_NODE = 8
@@ -141,6 +142,10 @@ class Workload(BaseModel):
     num_generations: int | None = Field(default=None, ge=2, le=MAX_BATCH)  # GRPO completions per prompt
     beta: float | None = Field(default=None, ge=0, le=1e6)  # KL coefficient; 0 drops the reference model
     rollout_gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)  # colocated vLLM's share
+    # ---- Megatron-LM's model parallelism for training (MEGATRON_FIELDS; llm_mem.estimators.megatron) ----
+    tensor_model_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    sequence_parallel: bool = False
+    context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
     # ---- parallel layout (vLLM's flag names; llm_mem.layout) ----
     tensor_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
     pipeline_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
@@ -181,6 +186,16 @@ class Workload(BaseModel):
             fmt = lookup_format(data["quant"])
             if fmt is not None and fmt.gguf_recipe and fmt.key in QUANT_FORMATS and data.get("train") is None:
                 return {**data, "runtime": Runtime.llamacpp}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _megatron_gpus(cls, data: Any) -> Any:
+        """Without --gpus, a Megatron layout spans TP x CP GPUs (one data-parallel replica)."""
+        if isinstance(data, dict) and data.get("gpus") is None and data.get("train") is not None:
+            t, c = data.get("tensor_model_parallel_size") or 1, data.get("context_parallel_size") or 1
+            if isinstance(t, int) and isinstance(c, int) and not isinstance(t * c, bool) and 1 < t * c <= MAX_GPUS:
+                return {**data, "gpus": t * c}
         return data
 
     @model_validator(mode="before")
@@ -367,6 +382,10 @@ class Workload(BaseModel):
         if self.given("fsdp_shard_size") and self.fsdp is not Fsdp.hybrid:
             raise CombinationError("fsdp_shard_size", "{} sizes HSDP's shard groups",
                                    "use --fsdp hybrid; full sharding spans every --gpus")
+        if self.tensor_model_parallel_size > 1 or self.context_parallel_size > 1 or self.sequence_parallel:
+            from llm_mem.estimators.megatron import check_workload
+
+            check_workload(self)
         rl = self.train in RL_MODES
         online = self.train in (TrainMode.grpo, TrainMode.ppo)
         for f, ok, what in (("num_generations", self.train is TrainMode.grpo, "GRPO"),

@@ -22,12 +22,15 @@ from typing import NamedTuple
 
 class Val(NamedTuple):
     """A tensor in the replay: its storage key, elements per token (of the storage), bytes per
-    element, and whether it requires grad."""
+    element, whether it requires grad, and whether Megatron's tensor parallelism splits it (it lives
+    between a column-parallel linear's output and a row-parallel linear's input: heads, the MLP's
+    intermediate width; the rest, the residual stream and its norms, is replicated)."""
 
     key: str
     width: float
     size: int
     rg: bool
+    split: bool = False
 
     @property
     def bytes(self) -> float:
@@ -70,17 +73,37 @@ class Trainable:
     experts_adapted: frozenset[int] = frozenset()  # layers whose fused experts carry a ParamWrapper
 
 
+@dataclass(frozen=True)
+class Split:
+    """Megatron-LM's model parallelism over a layer's saved tensors (llm_mem.estimators.megatron): tensor
+    parallel ``tp`` (split tensors and heads 1/tp each), sequence parallel ``sp`` (the replicated ones 1/tp
+    too: each rank keeps its sequence shard, and a column-parallel linear saves that shard, all-gathering it
+    again in backward: megatron/core/tensor_parallel/layers.py `save_for_backward(input, weight)` before the
+    gather), context parallel ``cp`` (each rank holds s/cp of the tokens and attends to all s keys)."""
+
+    tp: int = 1
+    sp: bool = False
+    cp: int = 1
+
+
+NO_SPLIT = Split()
+
+
 @dataclass
 class Cost:
-    """Bytes per token, per (batch x head x query x key) score element, and per layer (constant)."""
+    """Bytes per token (replicated, and split by tensor parallelism), per (batch x head x query x key)
+    score element, and per layer (constant)."""
 
     tok: float = 0.0
     score: float = 0.0
     const: float = 0.0
+    tok_split: float = 0.0
 
-    def bytes(self, b: int, s: int, heads: int) -> int:
-        """Bytes for a batch of ``b`` sequences of ``s`` tokens."""
-        return int(self.tok * b * s + self.score * b * heads * s * s + self.const)
+    def bytes(self, b: int, s: int, heads: int, par: Split = NO_SPLIT) -> int:
+        """Bytes for a batch of ``b`` sequences of ``s`` tokens, on one rank of ``par``."""
+        t, q = par.tp, s / par.cp  # q: the tokens (queries) of this rank
+        rep = self.tok / t if par.sp else self.tok
+        return int((rep + self.tok_split / t) * b * q + self.score * b * heads / t * q * s + self.const)
 
 
 @dataclass
@@ -96,6 +119,7 @@ class Replay:
     scores: dict[str, float] = field(default_factory=dict)
     cost: Cost = field(default_factory=Cost)
     n: int = 0
+    inside: bool = False  # between a column-parallel and a row-parallel linear (Val.split)
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def keep(self, *vals: Val) -> None:
@@ -103,12 +127,15 @@ class Replay:
         for v in vals:
             if v.key not in self.saved:
                 self.saved[v.key] = v.bytes
-                self.cost.tok += v.bytes
+                if v.split:
+                    self.cost.tok_split += v.bytes
+                else:
+                    self.cost.tok += v.bytes
 
     def new(self, name: str, width: float, size: int | None = None, rg: bool = False) -> Val:
         """A fresh tensor (its own storage)."""
         self.n += 1
-        return Val(f"{self.layer}.{name}.{self.n}", width, self.elem if size is None else size, rg)
+        return Val(f"{self.layer}.{name}.{self.n}", width, self.elem if size is None else size, rg, self.inside)
 
     def keep_score(self, key: str, nbytes: float) -> None:
         """Save a tensor of one element per (batch, head, query, key) score, once per key."""
@@ -123,15 +150,19 @@ class Replay:
             self.cost.const += nbytes
 
     # ---- ops ---------------------------------------------------------------------------------
-    def linear(self, x: Val, name: str, out: float, size: int | None = None) -> Val:
+    def linear(self, x: Val, name: str, out: float, size: int | None = None, parallel: str = "") -> Val:
         """A Linear (or Conv1D): saves its input for its weight's gradient; a LoRA adapter on it saves
         its own copy of the input (PEFT casts it to the fp32 adapter: lora/layer.py Linear.forward,
-        `lora_B(lora_A(dropout(x)))`, each adapter its own copy) and the rank-r intermediate."""
+        `lora_B(lora_A(dropout(x)))`, each adapter its own copy) and the rank-r intermediate.
+        ``parallel``: "column" (its output is split under tensor parallelism), "row" or "duplicated" (its
+        output is replicated); "" keeps the region as it is (a linear outside any layer)."""
         adapted = (self.layer, name) in self.train.adapted
         if self.train.full:
             self.keep(x)
         if adapted:
             self.lora_input(x, name)
+        if parallel:  # "duplicated": Megatron's parallel_mode for MLA's down projections (a replicated output)
+            self.inside = parallel == "column"
         return self.new(name, out, size, self.train.full or adapted or x.rg)
 
     def lora_input(self, x: Val, name: str) -> None:

@@ -24,12 +24,12 @@ def _qkv(r: Replay, spec: ModelSpec, x: Val) -> tuple[Val, Val, Val, Val | None]
     """q, k, v after the projections, and the fused buffer they are views of (None: own storages)."""
     tc, a, kv, d = spec.training, spec.num_heads, spec.num_kv_heads, spec.head_dim
     if len(tc.qkv_modules) == 1:
-        fused = r.linear(x, tc.qkv_modules[0], (a + 2 * kv) * d)
+        fused = r.linear(x, tc.qkv_modules[0], (a + 2 * kv) * d, parallel="column")
         if tc.qkv_split_copies:  # Falcon: `.transpose(1, 2).reshape(...)` copies each part
             return (r.new("q", a * d, None, fused.rg), r.new("k", kv * d, None, fused.rg),
                     r.new("v", kv * d, None, fused.rg), None)
         return fused, fused, fused, fused
-    q, k, v = (r.linear(x, n, w) for n, w in zip(tc.qkv_modules, (a * d, kv * d, kv * d)))
+    q, k, v = (r.linear(x, n, w, parallel="column") for n, w in zip(tc.qkv_modules, (a * d, kv * d, kv * d)))
     return q, k, v, None
 
 
@@ -58,7 +58,7 @@ def attention(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
             r.keep(q, k, v, out, r.new("lse", a, 4))
         if tc.q_head_major or fused is not None or tc.qkv_split_copies:  # q not a token-major view
             out = r.new("attn_out_t", a * d, None, rg)
-        return r.linear(out, tc.o_module, spec.hidden_size)
+        return r.linear(out, tc.o_module, spec.hidden_size, parallel="row")
     if math:  # SDPA's math path: q, k, v upcast to fp32 and kept, fp32 softmax (and dropout) per score
         if rg:
             r.keep(r.new("q32", a * d, 4), r.new("k32", heads_kv * d, 4), r.new("v32", heads_kv * d, 4))
@@ -66,7 +66,7 @@ def attention(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
             if spec.attention_dropout > 0:
                 r.keep_score("drop_mask32", 4)
                 r.keep_score("dropped32", 4)
-        return r.linear(r.new("attn_out", a * d, None, rg), tc.o_module, spec.hidden_size)
+        return r.linear(r.new("attn_out", a * d, None, rg), tc.o_module, spec.hidden_size, parallel="row")
     # eager: matmul saves q and K (each when the other needs a gradient), softmax its output, the
     # probabilities (cast back to the compute dtype) and V for the second matmul
     view = fused is not None and b == 1  # batch-1 views of the fused projection reshape without a copy
@@ -101,7 +101,8 @@ def attention(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
         r.keep_score(probs, elem)
     if srg:
         r.keep(v)
-    return r.linear(r.new("attn_out", a * d, None, srg or v.rg), tc.o_module, spec.hidden_size)
+    return r.linear(r.new("attn_out", a * d, None, srg or v.rg), tc.o_module, spec.hidden_size,
+                    parallel="row")
 
 
 def mla(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
@@ -111,12 +112,13 @@ def mla(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
     m, a = spec.mla, spec.num_heads
     qk = m.qk_nope_head_dim + m.qk_rope_head_dim
     if m.q_lora_rank:
-        q = r.linear(r.rms(r.linear(x, "q_a_proj", m.q_lora_rank), "q_a_layernorm"), "q_b_proj", a * qk)
+        q_a = r.rms(r.linear(x, "q_a_proj", m.q_lora_rank, parallel="duplicated"), "q_a_layernorm")
+        q = r.linear(q_a, "q_b_proj", a * qk, parallel="column")
     else:
-        q = r.linear(x, "q_proj", a * qk)
-    kv_a = r.linear(x, "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim)
+        q = r.linear(x, "q_proj", a * qk, parallel="column")
+    kv_a = r.linear(x, "kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, parallel="duplicated")
     latent = r.rms(kv_a, "kv_a_layernorm", m.kv_lora_rank)
-    kv_b = r.linear(latent, "kv_b_proj", a * (m.qk_nope_head_dim + m.v_head_dim))
+    kv_b = r.linear(latent, "kv_b_proj", a * (m.qk_nope_head_dim + m.v_head_dim), parallel="column")
     rg = q.rg or kv_b.rg or kv_a.rg
     if kind == "flash" or (kind == "sdpa" and not r.kern.sdpa_dim_mismatch_math):
         if rg:  # q and k are cats of their nope and rope parts: head-major, so the output is copied for o_proj
@@ -131,7 +133,7 @@ def mla(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
         r.keep_score("softmax32", 4)
         r.keep_score("probs", r.elem)
     out = r.new("attn_out", a * m.v_head_dim, None, rg)
-    return r.linear(out, spec.training.o_module, spec.hidden_size)
+    return r.linear(out, spec.training.o_module, spec.hidden_size, parallel="row")
 
 
 def _activation(r: Replay, spec: ModelSpec, x: Val) -> Val:
@@ -150,16 +152,16 @@ def mlp(r: Replay, spec: ModelSpec, x: Val, width: int, prefix: str = "") -> Val
     tc, h = spec.training, spec.hidden_size
     if spec.mlp_kind == "gated":
         if len(tc.up_modules) == 1:  # Phi-3: gate and up are halves (views) of one gate_up output
-            gu = r.linear(x, prefix + tc.up_modules[0], 2 * width)
+            gu = r.linear(x, prefix + tc.up_modules[0], 2 * width, parallel="column")
             act = r.act_in(gu, "act", width=width)
             prod = r.mul(gu, act, "prod", width=width)
         else:
-            gate = r.linear(x, prefix + tc.up_modules[0], width)
-            up = r.linear(x, prefix + tc.up_modules[1], width)
+            gate = r.linear(x, prefix + tc.up_modules[0], width, parallel="column")
+            up = r.linear(x, prefix + tc.up_modules[1], width, parallel="column")
             prod = r.mul(r.act_in(gate, "act"), up, "prod")
-        return r.linear(prod, prefix + tc.down_module, h)
-    up = r.linear(x, prefix + tc.up_modules[0], width)
-    return r.linear(_activation(r, spec, up), prefix + tc.down_module, h)
+        return r.linear(prod, prefix + tc.down_module, h, parallel="row")
+    up = r.linear(x, prefix + tc.up_modules[0], width, parallel="column")
+    return r.linear(_activation(r, spec, up), prefix + tc.down_module, h, parallel="row")
 
 
 def _router(r: Replay, spec: ModelSpec, x: Val) -> Val:
@@ -203,6 +205,7 @@ def moe(r: Replay, spec: ModelSpec, x: Val) -> Val:
         # mat2) and the adapters' bf16 copies batched per expert (baddbmm's operands)
         rk = r.train.rank
         r.keep_const("experts_gate_up", e * h * 2 * im * elem + e * 2 * rk * (2 * im + h) * elem)
+    r.inside = True  # the experts' intermediate width is split (Megatron's expert TP = --tensor-model-parallel-size)
     gu = r.new("gate_up", k * 2 * im, elem, xg.rg or w_rg)
     if spec.training.expert_clamp_glu:  # gpt-oss: clamp, sigmoid(alpha * gate), (up + 1) * glu
         if gu.rg:
@@ -215,6 +218,7 @@ def moe(r: Replay, spec: ModelSpec, x: Val) -> Val:
         r.keep(prod)
     if adapted and prod.rg:
         r.keep_const("experts_down", e * im * h * elem + e * r.train.rank * (im + h) * elem)
+    r.inside = False
     out = r.new("experts_out", k * h, elem, prod.rg or w_rg)
     if m.expert_bias and r.train.full:  # the biases indexed per pair: `bias[expert_ids_g]` keeps the index
         r.keep(r.new("bias_idx", k, 8))

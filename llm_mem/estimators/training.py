@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from llm_mem.errors import UsageError
-from llm_mem.estimators.saved import CUDA, Kernels, Replay, Trainable
+from llm_mem.estimators.saved import CUDA, NO_SPLIT, Kernels, Replay, Split, Trainable
 from llm_mem.params import Tensor
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import Workload
@@ -84,33 +84,37 @@ def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = No
 
 
 def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpointing: bool, elem: int = 2,
-                      train: Trainable = FULL, kernels: Kernels = CUDA) -> SavedActivations:
+                      train: Trainable = FULL, kernels: Kernels = CUDA, par: Split = NO_SPLIT) -> SavedActivations:
     """Saved-for-backward bytes for a batch of `b` x `s` tokens (llm_mem.estimators.saved replays each
-    layer; checkpointing keeps each layer's input and recomputes one layer at a time in backward)."""
+    layer; checkpointing keeps each layer's input and recomputes one layer at a time in backward), on
+    one rank of Megatron's tensor/sequence/context parallelism ``par``: the residual stream outside the
+    layers is split by sequence parallelism and context parallelism, the logits by vocabulary (TP's
+    vocab-parallel output layer and cross-entropy) and by context."""
     from llm_mem.estimators.saved_blocks import embeddings, head, layer
 
-    a, T = spec.num_heads, b * s
+    a = spec.num_heads
+    T = b * s / par.cp / (par.tp if par.sp else 1)  # tokens of one rank's residual stream
     out = Replay(None, train, elem, kernels, spec.training.norm_fp32_scale)
     x = embeddings(out, spec, input_grads=checkpointing)
     per: list[int] = []
     for i in range(spec.num_layers):
         r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale)
         x = layer(r, spec, attention, b, x)
-        per.append(r.cost.bytes(b, s, a))
+        per.append(r.cost.bytes(b, s, a, par))
     _, saved_per_token = head(out, spec, x)
     # Peak in the cross-entropy backward: bf16 logits (kept by the model output) + the fp32 log-softmax
     # saved for the loss + two fp32 gradients (of the log-softmax and of the upcast) = 14 bytes per logit;
     # the forward's fp32 upcast is already freed (measured with --verify, benchmarks/verify/); Gemma-2's
     # soft-capping keeps its tanh output too.
     soft = spec.vocab_size * elem if spec.training.logit_softcap else 0
-    logit_peak = T * (spec.vocab_size * (elem + 4 + 4 + 4) + soft)
-    outside = out.cost.bytes(b, s, a)
+    logit_peak = int(b * s / par.cp * (spec.vocab_size * (elem + 4 + 4 + 4) + soft) / par.tp)
+    outside = out.cost.bytes(b, s, a, Split(par.tp if par.sp else 1, True, par.cp))
     biggest = max(per)
     if checkpointing:  # each layer's input; GPT-2's eager mask, a positional argument, once
         mask = b * s * s * elem if spec.training.ckpt_mask_arg and attention == "eager" else 0
-        return SavedActivations(biggest, spec.num_layers * T * spec.hidden_size * elem + mask, logit_peak, biggest,
-                                outside, int(T * saved_per_token))
-    return SavedActivations(biggest, sum(per), logit_peak, 0, outside, int(T * saved_per_token))
+        return SavedActivations(biggest, int(spec.num_layers * T * spec.hidden_size * elem) + mask, logit_peak,
+                                biggest, outside, int(b * s / par.cp * saved_per_token / par.tp))
+    return SavedActivations(biggest, sum(per), logit_peak, 0, outside, int(b * s / par.cp * saved_per_token / par.tp))
 
 
 # ---- the loss under the training frameworks' cross-entropy kernels (issue 17) ------------------------

@@ -14,7 +14,7 @@ Verdict = Literal["fits", "borderline", "no"]
 
 
 class LayoutInfo(BaseModel):
-    """How an option spreads the model over GPUs (vLLM's terms)."""
+    """How an option spreads the model over GPUs (vLLM's terms; a training plan's are Megatron's)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -22,6 +22,7 @@ class LayoutInfo(BaseModel):
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
     enable_expert_parallel: bool = False
+    context_parallel_size: int = 1  # training: Megatron's --context-parallel-size
 
 
 class TrainTime(BaseModel):
