@@ -156,6 +156,9 @@ WORKLOAD_OPTIONS.update({
     "rollout_gpu_memory_utilization": _opt(
         float, "--rollout-gpu-memory-utilization",
         help="GRPO/PPO: share of each GPU the colocated vLLM rollout engine takes (TRL default 0.3)."),
+    "use_peft": Annotated[Optional[bool], typer.Option(
+        "--use-peft/--no-use-peft", show_default=False,
+        help="GRPO/DPO: a LoRA policy (TRL's use_peft; r 16, dropout 0.05; no reference copy).")],
 })
 
 

@@ -18,6 +18,9 @@ from llm_mem.workload import DEFAULT_LORA_RANK, Workload
 # which every QLoRA recipe calls (PEFT's and TRL's docs, axolotl's loader), turns checkpointing on;
 # transformers' Trainer leaves it off (TrainingArguments activation_checkpointing None, 5.x).
 QLORA_CHECKPOINTING = True
+# TRL's ModelConfig (trl/trainer/model_config.py at f2cd577): lora_r=16, lora_dropout=0.05 for --use_peft.
+TRL_LORA_R = 16
+TRL_LORA_DROPOUT = 0.05
 
 
 class Part(NamedTuple):
@@ -51,14 +54,22 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
         notes.append("gradient checkpointing on, as PEFT's prepare_model_for_kbit_training sets it for QLoRA; "
                      "--no-grad-checkpointing turns it off" if on else
                      "gradient checkpointing off (transformers' Trainer default); --grad-checkpointing turns it on")
-    if w.train in (TrainMode.lora, TrainMode.qlora):
+    if w.use_peft:  # an RL policy as a LoRA model: TRL's ModelConfig defaults (trl/trainer/model_config.py)
+        for f, v in (("lora_rank", TRL_LORA_R), ("lora_dropout", TRL_LORA_DROPOUT)):
+            if f not in w.model_fields_set:  # given() is False for an explicit PEFT default (r=8)
+                change[f] = v
+        r, d = change.get("lora_rank", w.lora_rank), change.get("lora_dropout", w.lora_dropout)
+        notes.append(f"LoRA policy (--use-peft): r={r}, dropout {d:g}" + (
+            " (TRL's ModelConfig defaults lora_r 16, lora_dropout 0.05)" if "lora_rank" in change or
+            "lora_dropout" in change else ""))
+    if w.adapters:
         from llm_mem.estimators.lora import resolve_targets
 
         targets, why = resolve_targets(spec, w.lora_targets)
         if why:
             change["lora_targets"] = targets
             notes.append(why)
-        if not w.given("lora_rank") and not w.given("lora_dropout"):
+        if not w.given("lora_rank") and not w.given("lora_dropout") and not w.use_peft:
             notes.append(f"LoRA r={DEFAULT_LORA_RANK}, dropout 0: PEFT's LoraConfig defaults")
     if not w.given("optimizer"):
         notes.append("optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")
@@ -73,7 +84,7 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
     from llm_mem.estimators.training import saved_activations, trainable
 
     ckpt = bool(w.grad_checkpointing)
-    lora = w.train in (TrainMode.lora, TrainMode.qlora)
+    lora = w.adapters
     targets = w.lora_targets or ()
     train = trainable(spec, w, targets if lora else None)
     seqs = w.batch

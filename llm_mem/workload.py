@@ -94,7 +94,7 @@ FRAMEWORK_FIELDS = ("trainer", "fused_ce", "chunked_ce", "activation_offloading"
                     "torch_compile")
 # ---- FSDP2 and RL post-training: flags that only make sense with --train (Workload._check_fsdp_rl) ----
 FSDP_RL_FIELDS = ("fsdp", "fsdp_shard_size", "fsdp_offload", "num_generations", "beta",
-                  "rollout_gpu_memory_utilization", "tensor_model_parallel_size", "sequence_parallel",
+                  "rollout_gpu_memory_utilization", "use_peft", "tensor_model_parallel_size", "sequence_parallel",
                   "context_parallel_size")
 # HSDP's default shard group: the GPUs of one node, 8 on HGX/DGX baseboards (gpu_catalog.yaml node_size; the
 # intra-node group torch's fully_shard docstring suggests, torch.cuda.device_count()).
@@ -142,6 +142,7 @@ class Workload(BaseModel):
     num_generations: int | None = Field(default=None, ge=2, le=MAX_BATCH)  # GRPO completions per prompt
     beta: float | None = Field(default=None, ge=0, le=1e6)  # KL coefficient; 0 drops the reference model
     rollout_gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)  # colocated vLLM's share
+    use_peft: bool = False  # RL with a LoRA policy (TRL's ModelConfig.use_peft / a peft_config)
     # ---- Megatron-LM's model parallelism for training (MEGATRON_FIELDS; llm_mem.estimators.megatron) ----
     tensor_model_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
     sequence_parallel: bool = False
@@ -398,11 +399,22 @@ class Workload(BaseModel):
                 raise CombinationError("quant" if self.quant else "precision", f"--train {self.train} trains every "
                                        "weight of the policy; a quantized base cannot be trained",
                                        "use bf16 or fp32 weights")
+            if self.use_peft and self.train is TrainMode.ppo:
+                raise CombinationError("use_peft", "{} with ppo: TRL trains PPO's critic as a full model beside "
+                                       "the LoRA policy, which is not modelled", "use --train grpo or dpo")
             for f in LORA_FIELDS:
-                if self.given(f):
-                    raise CombinationError(f, f"{{}}: --train {self.train} is modelled as full-parameter training",
-                                           "drop the LoRA settings")
+                if self.given(f) and not self.use_peft:
+                    raise CombinationError(f, f"{{}}: --train {self.train} trains every weight unless the policy "
+                                           "is a LoRA model", "add --use-peft (TRL's flag), or drop it")
+        elif self.use_peft:
+            raise CombinationError("use_peft", "{} makes an RL policy a LoRA model (TRL)",
+                                   "--train lora and qlora train adapters already: drop it")
         return self
+
+    @property
+    def adapters(self) -> bool:
+        """Whether LoRA adapters train (--train lora|qlora, or an RL policy with --use-peft) over a frozen base."""
+        return self.train in (TrainMode.lora, TrainMode.qlora) or self.use_peft
 
     @property
     def shard_group(self) -> int:

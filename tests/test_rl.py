@@ -76,7 +76,7 @@ def test_ppo_rollout_share_is_verls_default():
     (dict(train="dpo", num_generations=4), "applies to GRPO"),
     (dict(train="full", beta=0.1), "RL post-training"),
     (dict(train="dpo", rollout_gpu_memory_utilization=0.3), "rollout engine"),
-    (dict(train="grpo", lora_rank=16), "full-parameter"),
+    (dict(train="grpo", lora_rank=16), "unless the policy is a LoRA model"),
     (dict(train="grpo", precision="int4"), "quantized"),
     (dict(train="grpo", num_generations=1), "at least 2"),
     (dict(num_generations=4), "training only"),
@@ -140,3 +140,29 @@ def test_plan_with_a_given_count_shards_when_the_workload_does_not():
     assert [o.gpus for o in p.options] == [8, 8] and not p.options[0].fits  # plain data parallel replicates
     assert p.recommended is p.options[1] or p.recommended == p.options[1]
     assert "FSDP2 full shard over 8 GPUs (add --fsdp full --gpus 8)" in p.recommended.reason
+
+
+def test_lora_policy_drops_the_reference_copy_and_trains_trls_default_adapters():
+    # TRL with a peft_config: ref_model = None (grpo_trainer.py / dpo_trainer.py: "the adapter can be disabled
+    # to revert to the initial model"); ModelConfig lora_r 16 on PEFT's default targets for llama (q, v)
+    lora = estimate(M8B, Workload(train="grpo", beta=0.04, context=1024, use_peft=True), H100)
+    s = {c.name: c.bytes for c in lora.components}
+    assert "reference_model" not in s
+    assert lora.workload.lora_rank == 16 and lora.workload.lora_dropout == 0.05
+    adapters = 32 * 16 * ((4096 + 4096) + (4096 + 1024))  # r x (in + out) for q_proj and v_proj per layer
+    assert adapters == 6_815_744 and s["lora_adapters"] == 4 * adapters  # fp32 adapters (PEFT autocast)
+    assert s["weights"] == 2 * P and s["optimizer_states"] == 8 * adapters
+    # the same LoRA sizing as --train lora with those settings: activations of the 8 completions
+    plain = parts(Workload(train="lora", context=1024, batch=8, lora_rank=16, lora_dropout=0.05,
+                           grad_checkpointing=True))
+    assert s["activations"] == plain["activations"] and s["logits"] == plain["logits"]
+    assert s["rollout_engine"] == int(0.3 * H100.device_total_bytes)  # vLLM still holds merged bf16 weights
+    dpo = parts(Workload(train="dpo", context=512, use_peft=True, lora_rank=8))
+    assert "reference_model" not in dpo and dpo["lora_adapters"] == 4 * adapters // 2
+
+
+@pytest.mark.parametrize("kw", [{"train": "grpo", "lora_rank": 32}, {"train": "lora", "use_peft": True},
+                                {"train": "ppo", "use_peft": True}, {"use_peft": True}])
+def test_use_peft_combinations(kw):
+    with pytest.raises(UsageError):
+        Workload(**kw)

@@ -127,7 +127,7 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
         if full and preset.full_mixed_precision is not None and "mixed_precision" not in w.model_fields_set:
             change["mixed_precision"] = preset.full_mixed_precision
             applied.append("pure bf16, no fp32 master weights (dtype: bf16; --mixed-precision bf16 adds them)")
-        if preset.adapters_bf16 and w.train in (TrainMode.lora, TrainMode.qlora):
+        if preset.adapters_bf16 and w.adapters:
             applied.append("LoRA adapters, their gradients and AdamW states in bf16 (the recipe builds them in bf16)")
     for name in ("fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing", "torch_compile"):
         if getattr(w, name) is None and name not in change:
@@ -227,7 +227,7 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
 def _largest_gradient(spec: ModelSpec, w: Workload, all_grads: int) -> tuple[int, str]:
     """The one gradient live under an optimizer step in backward: the largest trainable parameter's, in the
     dtype the gradients component holds (``all_grads`` bytes for every trainable element)."""
-    if w.train in (TrainMode.lora, TrainMode.qlora):
+    if w.adapters:
         from llm_mem.estimators.lora import lora_target_modules, resolve_targets
 
         mods = lora_target_modules(spec, w.lora_targets or resolve_targets(spec, None)[0])

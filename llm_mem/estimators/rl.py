@@ -115,7 +115,12 @@ def rl_parts(spec: ModelSpec, w: Workload, gpu: Gpu | None, policy_states: int, 
     p = total_params(spec)
     shards = _param_shards(w)
     split = f", 1/{shards} shard" if shards > 1 else ""
-    if w.train is TrainMode.dpo or (w.beta or 0) > 0:  # DPO's loss always needs the reference's log-probs
+    if w.use_peft and (w.train is TrainMode.dpo or (w.beta or 0) > 0):
+        # grpo_trainer.py / dpo_trainer.py: "If PEFT is used, the reference model is not needed since the adapter
+        # can be disabled to revert to the initial model" (ref_model = None)
+        notes.append("no reference model: with a LoRA policy TRL computes the reference log-probs with the "
+                     "adapters disabled")
+    elif w.train is TrainMode.dpo or (w.beta or 0) > 0:  # DPO's loss always needs the reference's log-probs
         parts.append(RlPart("reference_model", 2 * p // shards, f"frozen bf16 copy of the policy "
                                                                  f"(beta {w.beta or 0:g}){split}"))
     if w.train is TrainMode.ppo:

@@ -73,7 +73,7 @@ class SavedActivations:
 
 def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = None) -> Trainable:
     """What trains in a workload: every weight, or the LoRA adapters PEFT puts on ``targets``."""
-    if w.train not in ("lora", "qlora"):  # full fine-tuning and RL post-training train every weight
+    if not w.adapters:  # full fine-tuning and RL post-training (without --use-peft) train every weight
         return FULL
     from llm_mem.estimators.lora import lora_target_modules, resolve_targets
 

@@ -59,7 +59,7 @@ def flops_per_token(spec: ModelSpec, w: Workload) -> tuple[float, list[str]]:
     lhqt = sum(min(w.context, window) if k == "sliding" else w.context
                for k in spec.layer_types if k != "linear") * spec.num_heads * spec.head_dim
     ckpt = bool(w.grad_checkpointing)
-    lora = w.train in (TrainMode.lora, TrainMode.qlora)
+    lora = w.adapters
     fwd = 2 * n + 4 * lhqt
     dense = (4 if lora else 6) * n + (2 * n if ckpt else 0)
     attn = 12 * lhqt + (4 * lhqt if ckpt else 0)
