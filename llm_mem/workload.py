@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llm_mem.choices import (
     LLAMACPP_KV,
-    RL_MODES,
     VLLM_KV,
     Attention,
     FlashAttn,
@@ -285,52 +284,11 @@ class Workload(BaseModel):
                     raise CombinationError(f, "{}: training settings apply to training only",
                                            "add --train full|lora|qlora, or drop it")
         else:
-            self._check_training()
+            from llm_mem.workload_rules import check_training
+
+            check_training(self)
         self._check_runtime()
         return self
-
-    def _check_training(self) -> None:
-        if self.offload is Offload.parameters and self.zero != 3:
-            raise CombinationError("offload", "{} parameters needs --zero 3",
-                                   "DeepSpeed offloads parameters only in stage 3")
-        if self.offload is Offload.optimizer and self.zero == 0:
-            raise CombinationError("offload", "{} optimizer needs --zero 1, 2 or 3 (ZeRO-Offload)")
-        if self.train is TrainMode.full:
-            if self.quant:
-                raise CombinationError("quant", "full fine-tuning updates every weight; a quantized base cannot "
-                                       "be trained", "use --train qlora for a 4-bit base")
-            if self.precision in (Precision.fp8, Precision.int8, Precision.int4):
-                raise CombinationError("precision", f"full fine-tuning trains fp32/bf16/fp16 weights, not "
-                                       f"{self.precision}", "use --train qlora (4-bit base) or --train lora")
-            for f in LORA_FIELDS:
-                if self.given(f):
-                    raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
-        if self.train is TrainMode.qlora and self.precision not in (None, Precision.int4):
-            raise CombinationError("precision", f"qlora keeps the frozen base in 4 bits; {self.precision} "
-                                   "contradicts it", f"drop the precision, or use --train lora --precision "
-                                   f"{self.precision}")
-        if self.quant:
-            from llm_mem.formats import lookup_format
-
-            fmt = lookup_format(self.quant)
-            if fmt is not None and fmt.gguf_recipe:  # transformers dequantizes a GGUF file when it loads one
-                raise CombinationError("quant", f"{{}} {self.quant} is a llama.cpp format; transformers dequantizes "
-                                       "GGUF weights on load, so training never keeps them", "use --train qlora "
-                                       "(bitsandbytes nf4) or --train lora --quant gptq|awq")
-            if self.train is TrainMode.qlora and fmt is not None and fmt.key not in ("nf4", "fp4"):
-                raise CombinationError("quant", f"{{}} {self.quant}: qlora trains LoRA on a bitsandbytes 4-bit base "
-                                       "(nf4 or fp4)", f"use --train lora --quant {self.quant} for LoRA on that base")
-        if self.given("logits"):
-            raise CombinationError("logits", "{} applies to inference; training always materialises every position")
-        for name in ("runtime", "kv_dtype"):  # were silently ignored: the training estimate reads neither
-            if self.given(name):
-                raise CombinationError(name, "{} applies to inference; training is sized as transformers runs it "
-                                       "(PEFT, DeepSpeed, FSDP), with no KV cache (an RL rollout engine's is bf16)",
-                                       "drop it")
-        for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
-                     "enable_expert_parallel"):
-            if self.given(name):
-                raise CombinationError(name, "{} is a serving layout; training layouts are --zero and --gpus")
 
     def _check_runtime(self) -> None:
         """Settings that the chosen runtime does not read are errors, and so are values it refuses."""
@@ -361,54 +319,9 @@ class Workload(BaseModel):
     # ---- FSDP2 and RL post-training: their own rules, kept apart from the ZeRO / LoRA ones above ----
     @model_validator(mode="after")
     def _check_fsdp_rl(self) -> Workload:
-        if self.train is None:
-            for f in FSDP_RL_FIELDS:
-                if self.given(f):
-                    raise CombinationError(f, "{}: training settings apply to training only",
-                                           "add --train full|lora|qlora|grpo|dpo|ppo, or drop it")
-            return self
-        if self.fsdp is not None:
-            if self.zero:
-                raise CombinationError("fsdp", "{} and --zero are two ways to shard the same states",
-                                       "pick one: --fsdp full|hybrid (PyTorch FSDP2) or --zero 1-3 (DeepSpeed)")
-            if self.offload is not Offload.none:
-                raise CombinationError("offload", "{} is DeepSpeed ZeRO-Offload", "with FSDP use --fsdp-offload")
-            if self.fsdp is Fsdp.hybrid and self.gpus % self.shard_group:
-                raise CombinationError("fsdp_shard_size", f"{{}} {self.shard_group} does not divide --gpus "
-                                       f"{self.gpus}", "HSDP's 2-D mesh is (replicas, shard size)")
-        else:
-            for f in ("fsdp_shard_size", "fsdp_offload"):
-                if self.given(f):
-                    raise CombinationError(f, "{} applies to FSDP", "add --fsdp full|hybrid")
-        if self.given("fsdp_shard_size") and self.fsdp is not Fsdp.hybrid:
-            raise CombinationError("fsdp_shard_size", "{} sizes HSDP's shard groups",
-                                   "use --fsdp hybrid; full sharding spans every --gpus")
-        if self.tensor_model_parallel_size > 1 or self.context_parallel_size > 1 or self.sequence_parallel:
-            from llm_mem.estimators.megatron import check_workload
+        from llm_mem.workload_rules import check_fsdp_rl
 
-            check_workload(self)
-        rl = self.train in RL_MODES
-        online = self.train in (TrainMode.grpo, TrainMode.ppo)
-        for f, ok, what in (("num_generations", self.train is TrainMode.grpo, "GRPO"),
-                            ("beta", rl, "RL post-training (grpo, dpo, ppo)"),
-                            ("rollout_gpu_memory_utilization", online, "online RL with a rollout engine (grpo, ppo)")):
-            if self.given(f) and not ok:
-                raise CombinationError(f, f"{{}} applies to {what}", f"drop it, or change --train {self.train}")
-        if rl:
-            if self.quant or self.precision in (Precision.fp8, Precision.int8, Precision.int4):
-                raise CombinationError("quant" if self.quant else "precision", f"--train {self.train} trains every "
-                                       "weight of the policy; a quantized base cannot be trained",
-                                       "use bf16 or fp32 weights")
-            if self.use_peft and self.train is TrainMode.ppo:
-                raise CombinationError("use_peft", "{} with ppo: TRL trains PPO's critic as a full model beside "
-                                       "the LoRA policy, which is not modelled", "use --train grpo or dpo")
-            for f in LORA_FIELDS:
-                if self.given(f) and not self.use_peft:
-                    raise CombinationError(f, f"{{}}: --train {self.train} trains every weight unless the policy "
-                                           "is a LoRA model", "add --use-peft (TRL's flag), or drop it")
-        elif self.use_peft:
-            raise CombinationError("use_peft", "{} makes an RL policy a LoRA model (TRL)",
-                                   "--train lora and qlora train adapters already: drop it")
+        check_fsdp_rl(self)
         return self
 
     @property
