@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -161,3 +162,25 @@ def test_trainer_preset_in_json_workload_and_notes():
     assert (w["trainer"], w["fused_ce"], w["grad_checkpointing"], w["activation_offloading"]) == (
         "unsloth", True, True, False)
     assert "unsloth preset" in r.stderr
+
+
+def test_console_entry_builds_only_the_named_command(monkeypatch, capsys):
+    # main() builds just the command a run names (llm_mem.cli.main); its output and exit codes equal the full
+    # app's, and anything that is not a command name (help, --version) goes through the full app.
+    from llm_mem import cli
+
+    def run_main(argv: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["llm-mem", *argv])
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+        out = capsys.readouterr()
+        return int(e.value.code or 0), out.out, out.err
+
+    argv = ["estimate", "meta-llama/Llama-3.1-8B", "--context", "8k", "--json"]
+    code, out, _ = run_main(argv)
+    full = CliRunner().invoke(app, argv)
+    assert code == 0 and json.loads(out) == json.loads(full.stdout)
+    code, _, err = run_main(["plan", "llama-3.1-8b", "--contxt", "3"])
+    assert code == 2 and err.startswith("error: No such option: --contxt")
+    code, out, _ = run_main(["--version"])
+    assert code == 0 and out.startswith("llm-mem ")
