@@ -63,13 +63,19 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
             " (TRL's ModelConfig defaults lora_r 16, lora_dropout 0.05)" if "lora_rank" in change or
             "lora_dropout" in change else ""))
     if w.adapters:
+        from llm_mem.estimators.frameworks import preset_targets
         from llm_mem.estimators.lora import resolve_targets
 
-        targets, why = resolve_targets(spec, w.lora_targets)
+        targets, why = preset_targets(spec, w)  # a --trainer recipe's targets, else PEFT's for the family
         if why:
-            change["lora_targets"] = targets
             notes.append(why)
-        if not w.given("lora_rank") and not w.given("lora_dropout") and not w.use_peft:
+        if targets is None:
+            targets, why = resolve_targets(spec, w.lora_targets)
+            if why:
+                notes.append(why)
+        if targets != w.lora_targets:
+            change["lora_targets"] = targets
+        if not w.given("lora_rank") and not w.given("lora_dropout") and not w.use_peft and w.trainer is None:
             notes.append(f"LoRA r={DEFAULT_LORA_RANK}, dropout 0: PEFT's LoraConfig defaults")
     if not w.given("optimizer"):
         notes.append("optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")

@@ -233,10 +233,28 @@ def test_torchtune_full_preset_and_explicit_flags_win():
 
 
 def test_torchtune_lora_adapters_are_bf16():
-    pt = estimate(M8B, Workload(train="lora", context=512))
-    tt = estimate(M8B, Workload(train="lora", context=512, trainer="torchtune"))
+    pt = estimate(M8B, Workload(train="lora", context=512, lora_targets="q_proj,v_proj"))
+    tt = estimate(M8B, Workload(train="lora", context=512, trainer="torchtune", lora_targets="q_proj,v_proj"))
     assert tt.component("lora_adapters") * 2 == pt.component("lora_adapters")
     assert tt.component("gradients") * 2 == pt.component("gradients")
+
+
+def test_presets_set_their_recipes_lora():
+    # torchtune llama3_1/8B_lora_single_device.yaml: q, v, output_proj + MLP, r 8 -> per layer
+    # 8 x [(4096+4096) x 2 + (4096+1024) + (4096+14336) x 3] = 614,400; x 32 layers
+    tt = estimate(M8B, Workload(train="lora", context=512, trainer="torchtune"))
+    assert tt.workload.lora_targets == ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    assert tt.component("lora_adapters") == 2 * 19_660_800  # bf16
+    # Unsloth get_peft_model(r=16, all seven projections): its notebooks print "Trainable parameters =
+    # 41,943,040" for Llama-3.1-8B
+    us = estimate(M8B, Workload(train="lora", context=512, trainer="unsloth"))
+    assert us.workload.lora_rank == 16 and us.component("lora_adapters") == 4 * 41_943_040
+    # TRL's `trl sft --use_peft`: ModelConfig r 16, dropout 0.05 on PEFT's default targets; explicit flags win
+    trl = estimate(M8B, Workload(train="lora", context=512, trainer="trl"))
+    assert (trl.workload.lora_rank, trl.workload.lora_dropout, trl.workload.lora_targets) == (16, 0.05,
+                                                                                           ("q_proj", "v_proj"))
+    own = estimate(M8B, Workload(train="lora", context=512, trainer="unsloth", lora_rank=8, lora_targets="q_proj"))
+    assert (own.workload.lora_rank, own.workload.lora_targets) == (8, ("q_proj",))
 
 
 def test_axolotl_leaves_qlora_checkpointing_off():

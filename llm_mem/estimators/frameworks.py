@@ -57,6 +57,10 @@ class Preset:
     full_optimizer: Optimizer | None = None
     full_mixed_precision: MixedPrecision | None = None
     adapters_bf16: bool = False  # LoRA parameters built in the model's bf16 (not PEFT's fp32 autocast)
+    # LoRA as the recipe configures it (None: PEFT's LoraConfig defaults, r 8, dropout 0, the family's targets)
+    lora_targets: tuple[str, ...] | None = None
+    lora_rank: int | None = None
+    lora_dropout: float | None = None
 
 
 #: Each framework's current default recipe, read from its source at the named version.
@@ -66,20 +70,28 @@ TRAINER_PRESETS: dict[Trainer, Preset] = {
     Trainer.hf: Preset("transformers 5.24 TrainingArguments", None),
     # TRL 1.10.0.dev0 (trl/trainer/sft_config.py at f2cd577): SFTConfig gradient_checkpointing=True ("instead of
     # False"), loss_type "chunked_nll" (256-token chunks, checkpointed), packing=False, activation_offloading=False.
-    Trainer.trl: Preset("TRL 1.10.0.dev0 SFTConfig, trl/trainer/sft_config.py @f2cd577", True, fused_ce=True),
+    # LoRA through `trl sft --use_peft`: ModelConfig lora_r=16, lora_dropout=0.05 (trl/trainer/model_config.py).
+    Trainer.trl: Preset("TRL 1.10.0.dev0 SFTConfig, trl/trainer/sft_config.py @f2cd577", True, fused_ce=True,
+                        lora_rank=16, lora_dropout=0.05),
     # torchtune (recipes/configs/llama3_1/8B_lora_single_device.yaml, 8B_qlora_single_device.yaml,
     # 8B_full_single_device.yaml at bd2a0fc7c): enable_activation_checkpointing True,
     # enable_activation_offloading False, compile False, dataset packed False, loss LinearCrossEntropyLoss
     # (8 chunks), dtype bf16 (recipes build the model, adapters included, in bf16); full: optimizer
-    # bitsandbytes.optim.PagedAdamW8bit with optimizer_in_bwd True.
+    # bitsandbytes.optim.PagedAdamW8bit with optimizer_in_bwd True; LoRA: lora_attn_modules [q_proj, v_proj,
+    # output_proj], apply_lora_to_mlp True (w1, w2, w3: gate, down, up), lora_rank 8, lora_dropout 0.0.
     Trainer.torchtune: Preset("torchtune recipes/configs/llama3_1/8B_{lora,qlora,full}_single_device.yaml @bd2a0fc7c",
                               True, chunked_ce=True, optimizer_in_bwd=True,
                               full_optimizer=Optimizer.paged_adamw_8bit,
-                              full_mixed_precision=MixedPrecision.none, adapters_bf16=True),
+                              full_mixed_precision=MixedPrecision.none, adapters_bf16=True,
+                              lora_targets=("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+                              lora_rank=8, lora_dropout=0.0),
     # Unsloth 2026.8.19 (unsloth/models/llama.py at 015bdef): get_peft_model use_gradient_checkpointing="unsloth"
     # (checkpointed layer inputs offloaded to host RAM), the loss unsloth_fused_ce_loss (no logits tensor).
+    # FastLanguageModel.get_peft_model(r=16, target_modules=[q, k, v, o, gate, up, down]_proj, lora_dropout=0.0).
     Trainer.unsloth: Preset("Unsloth 2026.8.19, unsloth/models/llama.py @015bdef", True, fused_ce=True,
-                            activation_offloading=True),
+                            activation_offloading=True, lora_rank=16, lora_dropout=0.0,
+                            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                          "down_proj")),
     # axolotl 0.18.0 (src/axolotl/utils/schemas/config.py at 067b021): gradient_checkpointing False (passed to
     # prepare_model_for_kbit_training for QLoRA too, loaders/model.py), activation_offloading False,
     # sample_packing unset (off), chunked_cross_entropy unset (off), optimizer adamw_torch_fused.
@@ -127,6 +139,12 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
         if full and preset.full_mixed_precision is not None and "mixed_precision" not in w.model_fields_set:
             change["mixed_precision"] = preset.full_mixed_precision
             applied.append("pure bf16, no fp32 master weights (dtype: bf16; --mixed-precision bf16 adds them)")
+        if w.adapters:
+            for f, v in (("lora_rank", preset.lora_rank), ("lora_dropout", preset.lora_dropout)):
+                if v is not None and f not in w.model_fields_set:
+                    change[f] = v
+                    applied.append(f"LoRA {'r' if f == 'lora_rank' else 'dropout'} {v:g} (--{f.replace('_', '-')} "
+                                   "changes it)")
         if preset.adapters_bf16 and w.adapters:
             applied.append("LoRA adapters, their gradients and AdamW states in bf16 (the recipe builds them in bf16)")
     for name in ("fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing", "torch_compile"):
@@ -137,6 +155,22 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
                                "ZeRO and FSDP partition gradients themselves", "drop one of them")
     notes = [f"{w.trainer} preset ({preset.source}): " + "; ".join(applied)] if preset and applied else []
     return (w.model_copy(update=change) if change else w), notes
+
+
+def preset_targets(spec: ModelSpec, w: Workload) -> tuple[tuple[str, ...] | None, str | None]:
+    """The --trainer preset's LoRA targets when the user gave none and every name is a module of this model
+    (the recipes name Llama-style modules), with the note that says so; (None, None) otherwise."""
+    preset = TRAINER_PRESETS.get(w.trainer) if w.trainer is not None else None
+    if preset is None or preset.lora_targets is None or w.lora_targets is not None or not w.adapters:
+        return None, None
+    from llm_mem.estimators.lora import lora_modules
+
+    names = {m.name.rsplit(".", 1)[-1] for m in lora_modules(spec)}
+    if not set(preset.lora_targets) <= names:
+        return None, (f"the {w.trainer} recipe's LoRA targets ({', '.join(preset.lora_targets)}) are not all modules "
+                      f"of {spec.model_type}; PEFT's default targets used")
+    return preset.lora_targets, (f"LoRA targets {', '.join(preset.lora_targets)}: the {w.trainer} recipe's "
+                                 "(--lora-targets changes them)")
 
 
 def adapter_bytes(w: Workload) -> int:
