@@ -246,7 +246,14 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
     if w.train and w.zero and w.gpus == 1:
         warnings.append(f"ZeRO stage {w.zero} on one GPU partitions nothing (useful only with --offload)")
     params = count_parameters(spec)
+    half_note = None
+    if w.train is None and w.runtime is Runtime.vllm and gpu is not None and gpu.native_bf16 is False:
+        from llm_mem.runtimes.vllm import without_bf16
+
+        w, half_note = without_bf16(spec, w, gpu)
     plan, notes = resolve_plan(spec, w, model.name)
+    if half_note:
+        notes.append(half_note)
     if spec.counted_by is not None:
         notes.insert(0, spec.counted_by)
     wb = weight_bytes(spec, plan)

@@ -83,6 +83,7 @@ PLANS = [
     ("meta-llama/Llama-3.1-405B", "--precision", "int4", "--gpu", "8GB", "--context", "2048"),
     ("meta-llama/Llama-3.1-70B", "--precision", "int4", "--gpu", "2x4090"),
     ("huggyllama/llama-7b", "--precision", "fp16", "--gpu", "T4"),
+    ("meta-llama/Llama-3.1-8B", "--gpu", "2xT4", "--runtime", "vllm"),
     ("meta-llama/Llama-2-70b-hf", "--quant", "Q4_K_M", "--gpu", "4090,3060"),
     ("Qwen/Qwen3-30B-A3B", "--quant", "Q4_K_M", "--gpu", "3060,4060", "--context", "32k"),
     ("meta-llama/Llama-2-70b-hf", "--precision", "int4", "--gpu", "4090,3090"),
@@ -97,6 +98,24 @@ def test_every_launch_flag_is_the_engines_own(args):
         assert opt["runtime"] == runtime
         check_launch(opt["launch"], runtime)
         assert isinstance(opt["launch"], list) and all(isinstance(x, str) for x in opt["launch"])
+
+
+def test_vllm_on_a_gpu_without_bf16_serves_fp16():
+    # vllm/platforms/cuda.py check_if_supports_dtype: a bf16 model below compute capability 8.0 is a ValueError
+    # ("You can use float16 instead ... --dtype=half"); the plan says so and launches with --dtype float16
+    d = plan_json("meta-llama/Llama-3.1-8B", "--gpu", "2xT4", "--runtime", "vllm")
+    serve = next(x for x in d["recommended"]["launch"] if x.startswith("vllm serve"))
+    assert "--dtype float16" in serve
+    assert any("has no bf16" in n for n in d["notes"])
+    est = json.loads(runner.invoke(app, ["estimate", "meta-llama/Llama-3.1-8B", "--gpu", "T4", "--runtime", "vllm",
+                                         "--json"]).stdout)
+    assert (est["workload"]["precision"], est["workload"]["kv_dtype"], est["weights"]["format"]) == ("fp16", "fp16",
+                                                                                                  "fp16")
+    a100 = plan_json("meta-llama/Llama-3.1-8B", "--gpu", "A100", "--runtime", "vllm")
+    assert "--dtype" not in next(x for x in a100["recommended"]["launch"] if x.startswith("vllm serve"))
+    bad = runner.invoke(app, ["estimate", "meta-llama/Llama-3.1-8B", "--gpu", "T4", "--runtime", "vllm",
+                              "--precision", "bf16"])
+    assert bad.exit_code == 2 and "refuses bf16 on T4-16GB" in bad.output
 
 
 def test_fp8_405b_on_vllm_loads_the_published_fp8_checkpoint():

@@ -252,3 +252,30 @@ def inference(spec: ModelSpec, w: Workload, gpu: Gpu | None, layout: Layout, sta
                               tensor_parallel_size=layout.tp, pipeline_parallel_size=layout.pp,
                               data_parallel_size=layout.dp, enable_expert_parallel=layout.ep)
     return EngineMemory(kv=kv, parts=parts, settings=settings, capacity=capacity, notes=notes, gpu_weights=weights)
+
+
+def without_bf16(spec: ModelSpec, w: Workload, gpu: Gpu) -> tuple[Workload, str | None]:
+    """A GPU without bf16 (compute capability < 8.0: T4, V100): vLLM refuses a bf16 model there
+    (vllm/platforms/cuda.py ``check_if_supports_dtype`` raises "Bfloat16 is only supported on GPUs with
+    compute capability of at least 8.0 ... --dtype=half"), and --dtype auto serves an fp32 checkpoint in
+    fp16 (the platform's first supported dtype). The plan serves fp16 (``--dtype float16`` in the launch
+    line) with an fp16 KV cache; an explicit --precision bf16 is an error."""
+    from llm_mem.choices import KvDtype, Precision
+    from llm_mem.dtypes import float_name
+    from llm_mem.errors import UsageError
+
+    if w.precision is Precision.bf16:
+        raise UsageError(f"vLLM refuses bf16 on {gpu.id} (compute capability below 8.0)",
+                         "use --precision fp16, vLLM's --dtype half")
+    change: dict[str, object] = {}
+    if w.precision is None and w.quant is None and spec.quantization is None and \
+            float_name(spec.torch_dtype) in ("bf16", "fp32", None):
+        change["precision"] = Precision.fp16
+    if "kv_dtype" not in w.model_fields_set and w.kv_dtype is KvDtype.bf16:
+        change["kv_dtype"] = KvDtype.fp16
+    if not change:
+        return w, None
+    return w.model_copy(update=change), (f"{gpu.id} has no bf16 (compute capability below 8.0): vLLM refuses a bf16 "
+                                         "model there, so the plan serves it in fp16 (--dtype float16) with an "
+                                         "fp16 KV cache")
+
