@@ -165,3 +165,18 @@ def test_one_counted_gpu_has_no_device_map_split_row():
     p = _plan("huggyllama/llama-7b", "1xT4", precision="fp16", context=2048)
     assert [o.strategy for o in p.options if o.strategy == "pipeline"] == []
     assert next(o for o in p.options if o.strategy == "single").fits  # 14.86 GB of the T4's 15.30 GB
+
+
+def test_fit_table_on_a_gpu_without_bf16_lists_vllm_in_fp16():
+    # vLLM refuses bf16 below compute capability 8.0 (llm_mem.runtimes.vllm.without_bf16): a T4's vLLM rows
+    # are fp16 (or a published AWQ checkpoint), never bf16; an A10 (Ampere) keeps bf16
+    from llm_mem.catalog import load_catalog, resolve_gpu
+    from llm_mem.planner.fit import fit_table
+    from llm_mem.report import Workload
+
+    cat = load_catalog(None)
+    t4 = fit_table(resolve_gpu("T4", cat).gpu, None, Workload())
+    vllm = {r.precision for r in t4.rows if r.runtime == "vllm"}
+    assert "fp16" in vllm and "bf16" not in vllm
+    a10 = fit_table(resolve_gpu("A10", cat).gpu, None, Workload())
+    assert "bf16" in {r.precision for r in a10.rows if r.runtime == "vllm"}

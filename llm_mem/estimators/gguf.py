@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from llm_mem.dtypes import GGML_TYPES
 from llm_mem.formats import GGUF_BPW
-from llm_mem.params import MULTIMODAL_ROLES, inventory
+from llm_mem.params import MULTIMODAL_ROLES, Tensor, inventory
 from llm_mem.spec import ModelSpec
 
 # llama-quant.cpp llama_ftype_get_default_type: the ftype's base ggml type.
@@ -270,7 +270,11 @@ class GgufTensor(NamedTuple):
     @property
     def nbytes(self) -> int:
         """Bytes of the tensor data (ggml_row_size x rows)."""
-        return math.ceil(self.numel * GGUF_BPW[self.ggml_type] / 8)
+        return _nbytes(self.numel, self.ggml_type)
+
+
+def _nbytes(numel: int, ggml_type: str) -> int:
+    return math.ceil(numel * GGUF_BPW[ggml_type] / 8)
 
 
 def _gguf_name(role: str, layer: int | None, source: str) -> str:
@@ -282,22 +286,31 @@ def _gguf_name(role: str, layer: int | None, source: str) -> str:
     return f"{base}.weight" if layer is None else f"blk.{layer}.{base}.weight"
 
 
-@lru_cache(maxsize=256)
-def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> tuple[GgufTensor, ...]:
-    """Every tensor llama-quantize writes for `spec` under `recipe`, with its ggml type."""
+# The only roles whose type reads the tensor's layer or the attn_v / ffn_down counters (_mix_type: the
+# attn_v-like, ffn_down and ffn_gate/up branches). Every other role's type is a function of (recipe, role,
+# row length, hparams), so _walk types each (role, shape, copies) of those once per file.
+_POSITIONAL = _ATTN_V_LIKE | _FFN_DOWN | _FFN_GATE_UP
+_Typed = tuple[Tensor, str | None, int, str, int]  # tensor, split part (or None), elements, ggml type, bytes
+
+
+def _walk(recipe: str, spec: ModelSpec, imatrix: bool | None) -> list[_Typed]:
+    """Every tensor llama-quantize writes for `spec` under `recipe`, in the file's order: the inventory tensor
+    it comes from, the split part's name (None: the tensor itself), elements, ggml type and bytes."""
     m = gguf_model(spec, recipe, imatrix)
     # A checkpoint whose experts are MXFP4 (gpt-oss) keeps them MXFP4 in every published GGUF: the converter
     # writes them as MXFP4 (conversion/gpt_oss.py repack_mxfp4) and the quantizers keep them ("All quants keep
     # the feed forward networks at mxfp4": bartowski/openai_gpt-oss-20b-GGUF README, llama.cpp b6096; Q6_K
     # 12.04 GB vs MXFP4 12.1 GB). Only the other tensors follow the recipe.
     mxfp4_experts = spec.quantization is not None and spec.quantization.method == "mxfp4"
-    out: list[GgufTensor] = []
+    out: list[_Typed] = []
+    # (elements, type, bytes) of the non-positional roles by (role, shape, copies): the same wherever they sit
+    fixed: dict[tuple[str, tuple[int, ...], int], tuple[int, str, int]] = {}
     i_v = i_down = 0
     for t in inventory(spec):
-        if t.role in MULTIMODAL_ROLES:  # the vision tower and projector go to a separate mmproj file
+        role = t.role
+        if role in MULTIMODAL_ROLES:  # the vision tower and projector go to a separate mmproj file
             continue
-        in_f = t.shape[1] if len(t.shape) > 1 else t.shape[0]
-        if t.role == "attn_kv_b" and spec.mla is not None:
+        if role == "attn_kv_b" and spec.mla is not None:
             # convert_hf_to_gguf.py (DeepseekV2Model.modify_tensors) splits kv_b_proj per head into
             # attn_k_b (transposed: rows of qk_nope_head_dim) and attn_v_b (rows of kv_lora_rank); neither name
             # matches a tensor_category, so both keep the base type (after the row-length fallback).
@@ -305,23 +318,39 @@ def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> t
             nope, v = spec.mla.qk_nope_head_dim, spec.mla.v_head_dim
             for part, rows, numel in (("attn_k_b", nope, a * nope * r), ("attn_v_b", r, a * v * r)):
                 ty = tensor_type(recipe, part, t.layer, rows, m)
-                out.append(GgufTensor(f"blk.{t.layer}.{part}.weight", t.name, numel, ty))
+                out.append((t, part, numel, ty, _nbytes(numel, ty)))
             continue
-        ty = tensor_type(recipe, t.role, t.layer, in_f, m, i_v, i_down)
-        if mxfp4_experts and t.role in _STACKED_EXPERTS:  # F16 files too: unsloth's gpt-oss-120b F16 is 60.87 GiB
-            ty = "MXFP4"
-        out.append(GgufTensor(_gguf_name(t.role, t.layer, t.name), t.name, t.numel, ty))
-        i_v += t.role in _ATTN_V_LIKE
-        i_down += t.role in _FFN_DOWN
-    return tuple(out)
+        positional = role in _POSITIONAL
+        hit = None if positional else fixed.get((role, t.shape, t.copies))
+        if hit is None:
+            in_f = t.shape[1] if len(t.shape) > 1 else t.shape[0]
+            ty = tensor_type(recipe, role, t.layer, in_f, m, i_v, i_down)
+            if mxfp4_experts and role in _STACKED_EXPERTS:  # F16 files too: unsloth's gpt-oss-120b F16 is 60.87 GiB
+                ty = "MXFP4"
+            numel = t.numel
+            hit = (numel, ty, _nbytes(numel, ty))
+            if not positional:
+                fixed[role, t.shape, t.copies] = hit
+        numel, ty, nbytes = hit
+        out.append((t, None, numel, ty, nbytes))
+        i_v += role in _ATTN_V_LIKE
+        i_down += role in _FFN_DOWN
+    return out
+
+
+@lru_cache(maxsize=256)
+def gguf_tensors(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> tuple[GgufTensor, ...]:
+    """Every tensor llama-quantize writes for `spec` under `recipe`, with its ggml type."""
+    return tuple(GgufTensor(_gguf_name(t.role, t.layer, t.name) if part is None else f"blk.{t.layer}.{part}.weight",
+                            t.name, numel, ty) for t, part, numel, ty, _ in _walk(recipe, spec, imatrix))
 
 
 @lru_cache(maxsize=256)
 def tensor_bytes(recipe: str, spec: ModelSpec, imatrix: bool | None = None) -> dict[str, int]:
     """Bytes per inventory tensor (llm_mem.params Tensor.name) in the GGUF file."""
     out: dict[str, int] = {}
-    for g in gguf_tensors(recipe, spec, imatrix):
-        out[g.source] = out.get(g.source, 0) + g.nbytes
+    for t, _, _, _, nbytes in _walk(recipe, spec, imatrix):  # no GGUF names: the planner sizes many files
+        out[t.name] = out.get(t.name, 0) + nbytes
     return out
 
 

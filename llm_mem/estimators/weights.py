@@ -251,7 +251,7 @@ def is_quantized(t: Tensor, plan: WeightPlan) -> bool:
 def sized_inventory(spec: ModelSpec) -> tuple[tuple[Tensor, int], ...]:
     """The inventory with each tensor's element count, computed once per model and shared by every
     precision and format the planner tries."""
-    return tuple((t, t.numel) for t in inventory(spec))
+    return tuple([(t, t.numel) for t in inventory(spec)])
 
 
 @lru_cache(maxsize=256)
@@ -259,7 +259,7 @@ def tensor_bytes(spec: ModelSpec, plan: WeightPlan) -> dict[str, int]:
     """Bytes of every inventory tensor under ``plan``."""
     f = plan.fmt
     if f.gguf_recipe:  # llama-quantize's per-tensor types (norms, biases, router, positions stay F32)
-        sizes = dict(gguf_tensor_bytes(f.gguf_recipe, spec))
+        sizes = gguf_tensor_bytes(f.gguf_recipe, spec)  # read only: the cached dict is not copied
         # a vision tower is not in the model's GGUF (convert_hf_to_gguf.py writes it to a separate mmproj file)
         return {t.name: sizes.get(t.name, 0) for t in inventory(spec)}
     size = _sizer(spec, plan)

@@ -110,9 +110,16 @@ class _Model:
         self.max_pos = m.spec.max_position_embeddings or 131072
         self.ctx4k = min(USABLE_CONTEXT, self.max_pos)
         self._linear: int | None = None  # linear-layer parameters, for the too-big test
+        # estimate() is a pure function of (model, workload, GPU), all fixed here but the workload's changes:
+        # the searches ask for some points twice (the -ngl answer, a context step already tried)
+        self._reports: dict[tuple[int, frozenset[tuple[str, object]]], Report] = {}
 
     def report(self, context: int, **w: object) -> Report:
-        return estimate(self.m, self.base.replace(context=context, **w), self.gpu)
+        key = (context, frozenset(w.items()))
+        r = self._reports.get(key)
+        if r is None:
+            r = self._reports[key] = estimate(self.m, self.base.replace(context=context, **w), self.gpu)
+        return r
 
     def speed(self, r: Report, cpu_bytes: int = 0) -> float | None:
         bw, _ = gpu_bandwidth(self.gpu)
@@ -216,7 +223,9 @@ class _Model:
             off = self.llamacpp_offload()
             if off is not None:
                 out.append(off)
-        vllm = [("bf16", {"precision": "bf16"})]
+        # vLLM refuses bf16 below compute capability 8.0 (llm_mem.runtimes.vllm.without_bf16): fp16 there
+        half = "fp16" if self.gpu.native_bf16 is False else "bf16"
+        vllm: list[tuple[str, dict[str, object]]] = [(half, {"precision": half})]
         if self.gpu.native_fp8:
             vllm.append(("fp8", {"precision": "fp8"}))
         bundled = find_bundled(self.m.name)

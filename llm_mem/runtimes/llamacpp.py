@@ -29,6 +29,7 @@ Sources (llama.cpp b10470 unless said):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llm_mem.choices import FlashAttn, KvDtype
 from llm_mem.errors import UsageError
@@ -129,15 +130,17 @@ def resolve(spec: ModelSpec, w: Workload, gpu_vendor: str | None) -> tuple[Setti
 
 def cells_per_layer(spec: ModelSpec, s: Settings) -> list[int]:
     """KV cells each layer holds, all slots together (0 for layers without KV)."""
-    out = []
-    for kind, own in zip(spec.layer_types, spec.kv_layers):
-        if not own:  # recurrent / linear layers; layers reading another's KV (n_layer_kv_from_start)
-            out.append(0)
-        elif kind == "sliding" and spec.sliding_window:
-            out.append(pad(min(s.n_ctx_seq, spec.sliding_window + s.n_ubatch)) * s.n_seq)
-        else:
-            out.append(s.n_ctx_seq * s.n_seq)
-    return out
+    full = s.n_ctx_seq * s.n_seq
+    swa = pad(min(s.n_ctx_seq, spec.sliding_window + s.n_ubatch)) * s.n_seq if spec.sliding_window else full
+    return [0 if not own else swa if kind == "sliding" else full  # no KV: recurrent / linear / shared-KV layers
+            for kind, own in zip(spec.layer_types, _kv_layers(spec))]
+
+
+@lru_cache(maxsize=64)
+def _kv_layers(spec: ModelSpec) -> tuple[bool, ...]:
+    """spec.kv_layers, which rebuilds its tuple on every read (cached: a frozen spec's layers do not change;
+    the planner asks at every context it tries)."""
+    return spec.kv_layers
 
 
 def compute_buffer(spec: ModelSpec, s: Settings) -> int:
@@ -213,14 +216,15 @@ def inference(spec: ModelSpec, w: Workload, gpu_vendor: str | None, per_layer: l
     # recurrent layers keep one F32 state per sequence slot (llama-model.cpp create_memory: recurrent
     # type_r / type_s GGML_TYPE_F32, llama_memory_recurrent mem_size = max(1, n_seq_max))
     states = state_bytes(spec, s.n_seq, 32.0, trim=1)
-    per_layer_kv = [layer_bytes(widths, c, kb, vb) + st for c, st in zip(cells, states)]
-    gpu_kv = sum(b for i, b in enumerate(per_layer_kv) if i in pl.gpu_layers)
-    host_kv = sum(per_layer_kv) - gpu_kv
     ref = Settings(1, pad(max(1024, s.n_ubatch)), s.n_ubatch, s.n_batch, s.flash_attn, s.k, s.v, s.gpu_layers, 0)
     tokens_1k = [min(c, 1024) for c in cells_per_layer(spec, ref)]
-    attn_layers = sum(spec.kv_layers)
-    kv = KvCache(gpu_kv, layer_bytes(widths, attn_layers, kb, vb),
-                 sum(layer_bytes(widths, t, kb, vb) for t in tokens_1k), per_layer_kv,
+    # layer_bytes by cell count, each count sized once: the layers share a handful of counts
+    sized = {c: layer_bytes(widths, c, kb, vb) for c in {*cells, *tokens_1k}}
+    per_layer_kv = [sized[c] + st for c, st in zip(cells, states)]
+    gpu_kv = sum(b for i, b in enumerate(per_layer_kv) if i in pl.gpu_layers)
+    host_kv = sum(per_layer_kv) - gpu_kv
+    attn_layers = sum(_kv_layers(spec))
+    kv = KvCache(gpu_kv, layer_bytes(widths, attn_layers, kb, vb), sum(sized[t] for t in tokens_1k), per_layer_kv,
                  [c // s.n_seq for c in cells], widths.latent,
                  f"{s.n_seq} slot(s) x {s.n_ctx_seq:,} cells (-c {s.n_ctx_seq * s.n_seq} -np {s.n_seq}), "
                  f"K {cache_type(s.k)}, V {cache_type(s.v)}" + (f"; {host_kv / 1e9:.2f} GB of it in host RAM"
