@@ -133,3 +133,33 @@ def test_cli_and_plan():
     fit = next(o for o in opts if o["fits"])
     assert fit["layout"]["tensor_parallel_size"] == 8 and fit["gpus"] % 8 == 0
     assert fit["layout"]["data_parallel_size"] * 8 == fit["gpus"]
+
+
+def test_plan_train_finds_a_megatron_layout_when_data_parallelism_cannot_fit():
+    # Llama-3.1-70B full fine-tuning at 32k tokens: the logits (32k x 128k vocabulary) and activations of a
+    # sequence exceed an H100 under any data parallelism; Megatron's TP (with SP) and CP split them
+    run = CliRunner().invoke
+    p = run(app, ["plan", "meta-llama/Llama-3.1-70B", "--train", "full", "--context", "32k", "--gpu", "H100",
+                  "--grad-checkpointing", "--json"])
+    assert p.exit_code == 0, p.output
+    import json
+
+    d = json.loads(p.stdout)
+    fsdp = [o for o in d["options"] if "fsdp" in o["reason"].lower()]
+    assert fsdp and not any(o["fits"] for o in fsdp)
+    rec = d["recommended"]
+    lay = rec["layout"]
+    assert rec["fits"] and rec["strategy"] == "tensor_parallel" and lay["tensor_parallel_size"] == 8
+    assert lay["tensor_parallel_size"] * lay["context_parallel_size"] * lay["data_parallel_size"] == rec["gpus"]
+    # the same layout estimated directly gives the plan's per-GPU bytes, within the budget
+    r = estimate(resolve_model("meta-llama/Llama-3.1-70B"), Workload(
+        train="full", context=32768, grad_checkpointing=True, tensor_model_parallel_size=8, sequence_parallel=True,
+        context_parallel_size=lay["context_parallel_size"], zero=1, gpus=rec["gpus"]))
+    assert r.total_bytes == rec["per_gpu_bytes"] <= rec["budget_bytes"]
+    # one GPU fewer data-parallel replica does not fit (the plan names the fewest)
+    if lay["data_parallel_size"] > 1:
+        smaller = estimate(resolve_model("meta-llama/Llama-3.1-70B"), Workload(
+            train="full", context=32768, grad_checkpointing=True, tensor_model_parallel_size=8,
+            sequence_parallel=True, context_parallel_size=lay["context_parallel_size"], zero=1,
+            gpus=rec["gpus"] // 2))
+        assert smaller.total_bytes > rec["budget_bytes"] or smaller.total_high_bytes > rec["budget_bytes"]
