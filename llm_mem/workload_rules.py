@@ -90,9 +90,13 @@ def check_fsdp_rl(w: Workload) -> None:
             raise CombinationError(f, f"{{}} applies to {what}", f"drop it, or change --train {w.train}")
     if rl:
         if w.quant or w.precision in (Precision.fp8, Precision.int8, Precision.int4):
+            if w.use_peft:
+                raise CombinationError("quant" if w.quant else "precision", f"{{}}: a LoRA policy on a quantized "
+                                       f"base (QLoRA) is not modelled for --train {w.train}",
+                                       "use bf16 or fp32 weights")
             raise CombinationError("quant" if w.quant else "precision", f"--train {w.train} trains every "
                                    "weight of the policy; a quantized base cannot be trained",
-                                   "use bf16 or fp32 weights")
+                                   "use bf16 or fp32 weights, or --use-peft for a LoRA policy")
         if w.use_peft and w.train is TrainMode.ppo:
             raise CombinationError("use_peft", "{} with ppo: TRL trains PPO's critic as a full model beside "
                                    "the LoRA policy, which is not modelled", "use --train grpo or dpo")

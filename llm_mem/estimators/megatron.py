@@ -38,7 +38,7 @@ from llm_mem.estimators.training import optimizer_state_bytes
 from llm_mem.mixers import MIXER_LINEAR_ROLES
 from llm_mem.params import Tensor, inventory
 from llm_mem.spec import ModelSpec
-from llm_mem.workload import Workload
+from llm_mem.workload import MAX_GPUS, Workload
 
 # Megatron-LM --make-vocab-size-divisible-by default (megatron/training/arguments.py): the vocabulary is
 # padded to a multiple of this x TP.
@@ -78,6 +78,8 @@ def check_workload(w: Workload) -> None:
     if w.fsdp is not None:
         raise CombinationError(flag, "{} with --fsdp (torchtitan's 2-D/3-D meshes) is not modelled",
                                "use Megatron's data parallelism: --gpus with --zero 0 or 1")
+    if t * c > MAX_GPUS:
+        raise CombinationError(flag, f"{{}}: TP x CP = {t * c:,} GPUs is more than {MAX_GPUS:,}")
     if w.gpus % (t * c):
         raise CombinationError("gpus", f"{{}} {w.gpus} is not a multiple of TP x CP = {t * c}",
                                "Megatron's data parallelism is --gpus / (TP x CP)")
