@@ -51,8 +51,11 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
     if w.grad_checkpointing is None:
         on = w.train is TrainMode.qlora and QLORA_CHECKPOINTING
         change["grad_checkpointing"] = on
+        megatron = w.tensor_model_parallel_size * w.context_parallel_size > 1
         notes.append("gradient checkpointing on, as PEFT's prepare_model_for_kbit_training sets it for QLoRA; "
                      "--no-grad-checkpointing turns it off" if on else
+                     "activation recomputation off (Megatron's default: no --recompute-granularity); "
+                     "--grad-checkpointing sizes --recompute-granularity full" if megatron else
                      "gradient checkpointing off (transformers' Trainer default); --grad-checkpointing turns it on")
     if w.use_peft:  # an RL policy as a LoRA model: TRL's ModelConfig defaults (trl/trainer/model_config.py)
         for f, v in (("lora_rank", TRL_LORA_R), ("lora_dropout", TRL_LORA_DROPOUT)):
@@ -78,7 +81,9 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
         if not w.given("lora_rank") and not w.given("lora_dropout") and not w.use_peft and w.trainer is None:
             notes.append(f"LoRA r={DEFAULT_LORA_RANK}, dropout 0: PEFT's LoraConfig defaults")
     if not w.given("optimizer"):
-        notes.append("optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")
+        notes.append("optimizer Adam with decoupled weight decay (Megatron's default --optimizer adam)"
+                     if w.tensor_model_parallel_size * w.context_parallel_size > 1 else
+                     "optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")
     return (w.model_copy(update=change) if change else w), notes
 
 
