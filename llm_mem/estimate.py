@@ -306,7 +306,14 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
         kv = kv_cache(spec, full_context_tokens(spec, w.context), 1, w.kv_dtype)
         kv_summary = KvSummary(dtype=str(w.kv_dtype), bytes_per_token=kv.per_token_full,
                                bytes_per_1k_tokens=kv.per_1k_tokens, mla_latent=kv.mla_latent)
-    total = sum(c.bytes for c in comps)
+    overlap = overlap_low = overlap_high = 0
+    if w.train is not None:  # gradients and the activations freed before them are not live together
+        from llm_mem.estimate_training import gradient_overlap
+
+        overlap, overlap_low, overlap_high, note = gradient_overlap(w, comps)
+        if note:
+            notes.append(note)
+    total = sum(c.bytes for c in comps) - overlap
     return Report(
         model=model.name, source=model.source, architecture=architecture_of(spec), parameters=params, workload=w,
         weights=WeightsSummary(
@@ -316,8 +323,10 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
             largest_layer_bytes=max(wb.per_layer), experts_bytes=wb.experts, largest_unit_bytes=wb.largest_unit,
             per_layer_bytes=wb.per_layer, checkpoint_repo=plan.checkpoint_repo,
         ),
-        kv_cache=kv_summary, components=comps, total_bytes=total, total_low_bytes=sum(c.low for c in comps),
-        total_high_bytes=sum(c.high for c in comps), host_bytes=host, per_gpu=per_gpu,
+        kv_cache=kv_summary, components=comps, total_bytes=total,
+        total_low_bytes=sum(c.low for c in comps) - overlap_high,
+        total_high_bytes=sum(c.high for c in comps) - overlap_low,
+        host_bytes=host, overlap_bytes=overlap, per_gpu=per_gpu,
         engine=engine, capacity=capacity,
         notes=notes + ([plan.fmt.note] if plan.fmt.note else []), warnings=warnings,
     )

@@ -8,11 +8,15 @@ by op by llm_mem.estimators.saved). ``llm_mem.estimate`` turns the parts into co
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from llm_mem.choices import RL_MODES, TrainMode
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import DEFAULT_LORA_RANK, Workload
+
+if TYPE_CHECKING:
+    from llm_mem.report import Component
 
 # PEFT's prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, ...) (peft/utils/other.py),
 # which every QLoRA recipe calls (PEFT's and TRL's docs, axolotl's loader), turns checkpointing on;
@@ -107,7 +111,10 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
 
     if uses_megatron(w):
         check(spec, w)
-    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w))
+    from llm_mem.estimators.training import compile_unmodelled
+
+    compiled = bool(w.torch_compile) and compile_unmodelled(spec, w) is None
+    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w), compiled=compiled)
     what = "LoRA adapters train" if lora else "every weight trains"
     parts = [Part("activations", act.layers_total + act.outside,
                   "each layer's input (gradient checkpointing)" if ckpt else
@@ -134,3 +141,35 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
 
     fparts, host, fnotes = framework_parts(spec, w, states, ms.host_bytes, ms.notes, act, elem)
     return [Part(*p) for p in fparts], host, fnotes
+
+
+def gradient_overlap(w: Workload, comps: Sequence[Component]) -> tuple[int, int, int, str | None]:
+    """Bytes of gradients and of saved activations + logits that are never live together, with the low and
+    high ends of that overlap from the components' bands, and the note that says so. The optimizer's zero_grad
+    frees every gradient after the step (torch.optim.Optimizer.zero_grad set_to_none=True since torch 2.0;
+    transformers' Trainer calls model.zero_grad(), torchtune's recipes zero_grad(set_to_none=True)), so a step's
+    gradients are allocated during backward while the activations and logits saved for it are freed: the peak
+    is the larger of the start of backward (every activation, the loss's logits) and its end (every gradient),
+    i.e. the sum less the smaller of the two. Not with gradient accumulation (gradients stay live through the
+    next micro-batches' forwards) or with sharded states (ZeRO's and Megatron's gradient buffers persist;
+    FSDP2 reduces them as backward goes)."""
+    from llm_mem.estimators.megatron import uses_megatron
+
+    if w.zero or w.fsdp is not None or uses_megatron(w) or w.gradient_accumulation_steps > 1:
+        return 0, 0, 0, None
+    by = {c.name: c for c in comps}
+    g, acts, logits = by.get("gradients"), by.get("activations"), by.get("logits")
+    if g is None or acts is None:
+        return 0, 0, 0, None
+    freed = [acts.bytes + (logits.bytes if logits else 0), acts.low + (logits.low if logits else 0),
+             acts.high + (logits.high if logits else 0)]
+    overlap, low, high = min(g.bytes, freed[0]), min(g.low, freed[1]), min(g.high, freed[2])
+    if overlap <= 0:
+        return 0, 0, 0, None
+    if overlap * 100 < sum(c.bytes for c in comps):  # LoRA's adapter gradients: true, but not worth a note
+        return overlap, low, high, None
+    return overlap, low, high, (
+        f"gradients and activations are not live together: {g.bytes / 1e9:.2f} GB of gradients are allocated "
+        f"during backward while {freed[0] / 1e9:.2f} GB of activations and logits are freed (zero_grad frees "
+        f"gradients after each step), so the total counts {overlap / 1e9:.2f} GB once; "
+        "--gradient-accumulation-steps 2 or more keeps the gradients live through the forwards")

@@ -102,6 +102,9 @@ class Report(_Frozen):
     total_low_bytes: int
     total_high_bytes: int
     host_bytes: int = 0  # host RAM the run needs (llama.cpp's CPU layers, ZeRO-Offload), not in total_bytes
+    # training: bytes of two components never live together (gradients, and the activations and logits freed
+    # before they are allocated: llm_mem.estimate_training.gradient_overlap), subtracted from the total
+    overlap_bytes: int = 0
     per_gpu: bool = False  # True when components are per data-parallel GPU (--gpus)
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
@@ -135,8 +138,10 @@ def report_problem(r: Report) -> str | None:
             return f"component {c.name} has bytes {c.bytes} outside its band [{c.low}, {c.high}] or below 0"
     if r.host_bytes < 0:
         return f"host bytes {r.host_bytes} are negative"
-    if r.total_bytes != sum(c.bytes for c in r.components):
-        return f"total {r.total_bytes} is not the sum of the components"
+    if not 0 <= r.overlap_bytes <= sum(c.bytes for c in r.components):
+        return f"overlap {r.overlap_bytes} is negative or larger than the components"
+    if r.total_bytes != sum(c.bytes for c in r.components) - r.overlap_bytes:
+        return f"total {r.total_bytes} is not the sum of the components less their overlap"
     if r.parameters.total < 1 or r.weights.bytes < 1:
         return "the model has no weights"
     if r.component("weights") == 0 and r.host_bytes == 0 and r.workload.train is None:

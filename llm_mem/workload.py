@@ -86,7 +86,7 @@ _NULLABLE_CHANGES = frozenset({"precision", "quant", "train", "gpu_memory_utiliz
                                "n_gpu_layers", "n_cpu_moe", "ctx_size"})
 # The flags that only make sense with --train.
 TRAINING_FIELDS = ("lora_rank", "lora_targets", "lora_dropout", "optimizer", "mixed_precision", "grad_checkpointing",
-                   "zero", "gpus", "offload")
+                   "zero", "gpus", "offload", "gradient_accumulation_steps")
 # ---- training frameworks' memory features (issue 17): --trainer and its switches, training only ----
 # None = what the --trainer preset sets (llm_mem.estimate_training TRAINER_PRESETS), or off without one.
 FRAMEWORK_FIELDS = ("trainer", "fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing",
@@ -126,6 +126,9 @@ class Workload(BaseModel):
     zero: int = Field(default=0, ge=0, le=3)
     gpus: int = Field(default=1, ge=1, le=MAX_GPUS)
     offload: Offload = Offload.none
+    # micro-batches per optimizer step (transformers' and torchtune's gradient_accumulation_steps); above 1 the
+    # gradients stay allocated through the next forwards (llm_mem.estimate_training.gradient_overlap)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)
     # ---- training frameworks' memory features (FRAMEWORK_FIELDS; None: the --trainer preset's, else off) ----
     trainer: Trainer | None = None  # the framework whose default recipe sets the switches below
     fused_ce: bool | None = None  # fused linear cross-entropy (Liger, Unsloth, TRL chunked_nll): a chunk of logits
@@ -133,7 +136,7 @@ class Workload(BaseModel):
     activation_offloading: bool | None = None  # saved activations in host RAM, one layer's worth on the GPU
     optimizer_in_bwd: bool | None = None  # torchtune optimizer_in_bwd: each gradient freed after its step
     packing: bool | None = None  # sequences packed to the context: no padding (stated, bytes per token unchanged)
-    torch_compile: bool | None = None  # torch.compile (stated; its memory effect is not modelled)
+    torch_compile: bool | None = None  # torch.compile of each decoder layer (estimators.training.compile_unmodelled)
     # ---- FSDP2 and RL post-training (FSDP_RL_FIELDS; llm_mem.estimators.fsdp / rl; _check_fsdp_rl) ----
     fsdp: Fsdp | None = None  # None: no FSDP (plain data parallel, or --zero)
     fsdp_shard_size: int | None = Field(default=None, ge=1, le=MAX_GPUS)  # hybrid: GPUs per shard group

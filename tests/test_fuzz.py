@@ -131,7 +131,7 @@ def _native_only():
 
 def _check_report(r: Report, spec: Any) -> None:
     """The invariants a returned estimate keeps (Report's own validator checks them too)."""
-    assert r.total_bytes == sum(c.bytes for c in r.components) and r.total_bytes > 0
+    assert r.total_bytes == sum(c.bytes for c in r.components) - r.overlap_bytes and r.total_bytes > 0
     for c in r.components:
         assert 0 <= c.low <= c.bytes <= c.high, c
     assert r.host_bytes >= 0 and r.weights.bytes > 0 and r.parameters.total > 0

@@ -253,8 +253,13 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
         notes.append("sequence packing: every sequence filled to --seq with no padding; memory per token is "
                      "unchanged, so size --batch x --seq as the packed length")
     if w.torch_compile:
-        notes.append("torch.compile: fused kernels can save fewer intermediates (torchtune's README table: -15% "
-                     "peak on Llama 3.2 3B) but the effect depends on the graph; not modelled, the estimate is eager")
+        from llm_mem.estimators.training import compile_unmodelled
+
+        why = compile_unmodelled(spec, w)
+        notes.append("torch.compile of each decoder layer (torchtune's compile_model): inductor's partitioner keeps "
+                     "each RMSNorm's bf16 input and recomputes its fp32 copy, and recomputes the MLP activation, "
+                     "in backward (measured byte-exact per family); the head and loss are sized eager" if why is None
+                     else f"torch.compile: {why}; the estimate is eager")
     return out, host, notes
 
 

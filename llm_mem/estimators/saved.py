@@ -120,6 +120,7 @@ class Replay:
     cost: Cost = field(default_factory=Cost)
     n: int = 0
     inside: bool = False  # between a column-parallel and a row-parallel linear (Val.split)
+    compiled: bool = False  # the layer under torch.compile (inductor's min-cut partitioner): see rms() and mlp()
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def keep(self, *vals: Val) -> None:
@@ -213,6 +214,11 @@ class Replay:
         x.to(dtype)` saves the normed bf16 tensor for the weight's gradient. Gemma (`output * (1.0 +
         weight.float())`) saves the normed tensor in fp32."""
         w, n = self.train.full, x.width if width is None else width
+        if self.compiled:  # the partitioner keeps the bf16 input and the fp32 rstd; the fp32 copy and the normed
+            # product are recomputed from them in backward (measured, benchmarks/activations/measured_compile.json)
+            if x.rg or w:
+                self.keep(x, self.new(f"{name}.rstd", groups, 4))
+            return self.new(name, n, None, x.rg or w)
         if x.rg:
             self.keep(self.new(f"{name}.x32", n, 4), self.new(f"{name}.rstd", groups, 4))
         if w:

@@ -56,7 +56,8 @@ def attention(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
         out = r.new("attn_out", a * d, None, rg)
         if rg:
             r.keep(q, k, v, out, r.new("lse", a, 4))
-        if tc.q_head_major or fused is not None or tc.qkv_split_copies:  # q not a token-major view
+        # q not a token-major view: the transposed copy o_proj reads (compiled: recomputed from the saved output)
+        if (tc.q_head_major or fused is not None or tc.qkv_split_copies) and not r.compiled:
             out = r.new("attn_out_t", a * d, None, rg)
         return r.linear(out, tc.o_module, spec.hidden_size, parallel="row")
     if math:  # SDPA's math path: q, k, v upcast to fp32 and kept, fp32 softmax (and dropout) per score
@@ -153,12 +154,24 @@ def mlp(r: Replay, spec: ModelSpec, x: Val, width: int, prefix: str = "") -> Val
     if spec.mlp_kind == "gated":
         if len(tc.up_modules) == 1:  # Phi-3: gate and up are halves (views) of one gate_up output
             gu = r.linear(x, prefix + tc.up_modules[0], 2 * width, parallel="column")
-            act = r.act_in(gu, "act", width=width)
-            prod = r.mul(gu, act, "prod", width=width)
+            if r.compiled:  # act(gate half) is recomputed from the saved gate_up output
+                if gu.rg:
+                    r.keep(gu)
+                prod = r.new("prod", width, None, gu.rg)
+            else:
+                act = r.act_in(gu, "act", width=width)
+                prod = r.mul(gu, act, "prod", width=width)
         else:
             gate = r.linear(x, prefix + tc.up_modules[0], width, parallel="column")
             up = r.linear(x, prefix + tc.up_modules[1], width, parallel="column")
-            prod = r.mul(r.act_in(gate, "act"), up, "prod")
+            if r.compiled:  # act(gate) is recomputed from the saved gate in backward (min-cut partitioner)
+                if gate.rg or up.rg:
+                    r.keep(gate)
+                if gate.rg:
+                    r.keep(up)
+                prod = r.new("prod", width, None, gate.rg or up.rg)
+            else:
+                prod = r.mul(r.act_in(gate, "act"), up, "prod")
         return r.linear(prod, prefix + tc.down_module, h, parallel="row")
     up = r.linear(x, prefix + tc.up_modules[0], width, parallel="column")
     return r.linear(_activation(r, spec, up), prefix + tc.down_module, h, parallel="row")
@@ -211,6 +224,10 @@ def moe(r: Replay, spec: ModelSpec, x: Val) -> Val:
         if gu.rg:
             r.keep(gu, *(r.new(n, k * im) for n in ("sigmoid", "gate_clamped", "up_plus_1", "glu")))
         prod = r.new("glu_out", k * im, elem, gu.rg)
+    elif r.compiled:  # SiLU of the gate half recomputed from the saved gate_up in backward
+        if gu.rg:
+            r.keep(gu)
+        prod = r.new("prod", k * im, elem, gu.rg)
     else:
         act = r.act_in(gu, "act", width=k * im)  # SiLU of the gate half (a view of gate_up)
         prod = r.mul(act, gu, "prod", width=k * im)

@@ -84,7 +84,8 @@ def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = No
 
 
 def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpointing: bool, elem: int = 2,
-                      train: Trainable = FULL, kernels: Kernels = CUDA, par: Split = NO_SPLIT) -> SavedActivations:
+                      train: Trainable = FULL, kernels: Kernels = CUDA, par: Split = NO_SPLIT,
+                      compiled: bool = False) -> SavedActivations:
     """Saved-for-backward bytes for a batch of `b` x `s` tokens (llm_mem.estimators.saved replays each
     layer; checkpointing keeps each layer's input and recomputes one layer at a time in backward), on
     one rank of Megatron's tensor/sequence/context parallelism ``par``: the residual stream outside the
@@ -98,7 +99,7 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     x = embeddings(out, spec, input_grads=checkpointing)
     per: list[int] = []
     for i in range(spec.num_layers):
-        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale)
+        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale, compiled=compiled)
         x = layer(r, spec, attention, b, x)
         per.append(r.cost.bytes(b, s, a, par))
     _, saved_per_token = head(out, spec, x)
@@ -115,6 +116,28 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
         return SavedActivations(biggest, int(spec.num_layers * T * spec.hidden_size * elem) + mask, logit_peak,
                                 biggest, outside, int(b * s / par.cp * saved_per_token / par.tp))
     return SavedActivations(biggest, sum(per), logit_peak, 0, outside, int(b * s / par.cp * saved_per_token / par.tp))
+
+
+def compile_unmodelled(spec: ModelSpec, w: Workload) -> str | None:
+    """Why --torch-compile's effect is not modelled for this model and workload, or None when it is: decoder
+    layers compiled one by one (torchtune's compile_model; inductor's min-cut partitioner) were measured
+    byte-exact for RMSNorm + gated-MLP layers under SDPA, dense and MoE, fused or separate projections
+    (benchmarks/activations/measured_compile.json); LayerNorm, Gemma's norms and soft-capping, eager
+    attention and LoRA adapters were not (GPT-2 and Gemma-2 save 30-45% less than eager, by other rules)."""
+    if w.adapters:
+        return "LoRA adapters under torch.compile were not measured"
+    if str(w.attention) == "eager":
+        return "eager attention under torch.compile was not measured (Gemma-2's differs from the dense rules)"
+    tc = spec.training
+    for bad, what in ((spec.norm != "rms", "LayerNorm layers"), (tc.norm_fp32_scale, "Gemma-style fp32 norms"),
+                      (bool(tc.attn_softcap or tc.logit_softcap), "soft-capping"),
+                      (spec.hidden_dropout > 0 or spec.attention_dropout > 0, "dropout"),
+                      (spec.mlp_kind != "gated", "a non-gated MLP"), (spec.parallel_attn, "parallel attention"),
+                      (spec.mla is not None, "MLA"), (bool(spec.attention_sinks), "attention sinks"),
+                      (spec.mixers is not None, "state-space or linear-attention layers")):
+        if bad:
+            return f"{what} under torch.compile were not measured"
+    return None
 
 
 # ---- the loss under the training frameworks' cross-entropy kernels (issue 17) ------------------------
