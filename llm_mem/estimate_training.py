@@ -55,11 +55,10 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
     if w.grad_checkpointing is None:
         on = w.train is TrainMode.qlora and QLORA_CHECKPOINTING
         change["grad_checkpointing"] = on
-        megatron = w.tensor_model_parallel_size * w.context_parallel_size > 1
         notes.append("gradient checkpointing on, as PEFT's prepare_model_for_kbit_training sets it for QLoRA; "
                      "--no-grad-checkpointing turns it off" if on else
                      "activation recomputation off (Megatron's default: no --recompute-granularity); "
-                     "--grad-checkpointing sizes --recompute-granularity full" if megatron else
+                     "--grad-checkpointing sizes --recompute-granularity full" if w.megatron else
                      "gradient checkpointing off (transformers' Trainer default); --grad-checkpointing turns it on")
     if w.use_peft:  # an RL policy as a LoRA model: TRL's ModelConfig defaults (trl/trainer/model_config.py)
         for f, v in (("lora_rank", TRL_LORA_R), ("lora_dropout", TRL_LORA_DROPOUT)):
@@ -86,7 +85,7 @@ def training_defaults(spec: ModelSpec, w: Workload) -> tuple[Workload, list[str]
             notes.append(f"LoRA r={DEFAULT_LORA_RANK}, dropout 0: PEFT's LoraConfig defaults")
     if not w.given("optimizer"):
         notes.append("optimizer Adam with decoupled weight decay (Megatron's default --optimizer adam)"
-                     if w.tensor_model_parallel_size * w.context_parallel_size > 1 else
+                     if w.megatron else
                      "optimizer AdamW (transformers' default adamw_torch_fused keeps the same two states)")
     return (w.model_copy(update=change) if change else w), notes
 
@@ -107,9 +106,9 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
         from llm_mem.estimators.rl import sequences_per_step
 
         seqs = sequences_per_step(w)
-    from llm_mem.estimators.megatron import check, split, uses_megatron
+    from llm_mem.estimators.megatron import check, split
 
-    if uses_megatron(w):
+    if w.megatron:
         check(spec, w)
     from llm_mem.estimators.training import compile_unmodelled
 
@@ -129,7 +128,7 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
               else fsdp_full_states(spec, w, weights_format))
     elif lora:
         ms = lora_states(spec, w, weights_full, weights_label, targets)
-    elif uses_megatron(w):  # a tensor-parallel rank's share, data parallel over --gpus / TP (CP included)
+    elif w.megatron:  # a tensor-parallel rank's share, data parallel over --gpus / TP (CP included)
         from llm_mem.estimators.megatron import model_states
 
         ms = model_states(spec, w, weights_format)
@@ -153,9 +152,7 @@ def gradient_overlap(w: Workload, comps: Sequence[Component]) -> tuple[int, int,
     i.e. the sum less the smaller of the two. Not with gradient accumulation (gradients stay live through the
     next micro-batches' forwards) or with sharded states (ZeRO's and Megatron's gradient buffers persist;
     FSDP2 reduces them as backward goes)."""
-    from llm_mem.estimators.megatron import uses_megatron
-
-    if w.zero or w.fsdp is not None or uses_megatron(w) or w.gradient_accumulation_steps > 1:
+    if w.zero or w.fsdp is not None or w.megatron or w.gradient_accumulation_steps > 1:
         return 0, 0, 0, None
     by = {c.name: c for c in comps}
     g, acts, logits = by.get("gradients"), by.get("activations"), by.get("logits")

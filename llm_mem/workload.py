@@ -328,6 +328,11 @@ class Workload(BaseModel):
         return self
 
     @property
+    def megatron(self) -> bool:
+        """Whether a Megatron-LM tensor or context parallel layout is asked for (llm_mem.estimators.megatron)."""
+        return self.tensor_model_parallel_size * self.context_parallel_size > 1
+
+    @property
     def adapters(self) -> bool:
         """Whether LoRA adapters train (--train lora|qlora, or an RL policy with --use-peft) over a frozen base."""
         return self.train in (TrainMode.lora, TrainMode.qlora) or self.use_peft

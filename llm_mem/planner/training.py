@@ -53,7 +53,7 @@ def training_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOpti
     of two up to the search's cap) that shard it enough."""
     w = ctx.workload
     first = _option(ctx, gpu, count or w.gpus, {})
-    sharded = bool(w.zero) or w.fsdp is not None or w.tensor_model_parallel_size * w.context_parallel_size > 1
+    sharded = bool(w.zero) or w.fsdp is not None or w.megatron
     if first.fits or gpu.is_budget:
         return [first]
     if count is not None:  # the count is given: shard over it when the workload does not
@@ -76,7 +76,7 @@ def training_options(ctx: Context, gpu: Gpu, count: int | None) -> list[PlanOpti
         n *= 2
     if last is not None and not last.fits:
         hint = "" if w.grad_checkpointing else " (activations are not sharded: try --grad-checkpointing)"
-        if w.tensor_model_parallel_size * w.context_parallel_size > 1:
+        if w.megatron:
             hint = (" (data parallelism splits no activations: try --grad-checkpointing, a larger "
                     "--tensor-model-parallel-size or --context-parallel-size)")
         last = last.model_copy(update={"reason": f"does not fit on up to {MAX_SEARCH_GPUS} GPUs: {last.reason}{hint}"})
