@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from llm_mem.choices import RL_MODES, TrainMode
+from llm_mem.choices import RL_MODES, Trainer, TrainMode
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import DEFAULT_LORA_RANK, Workload
 
@@ -113,7 +113,9 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
     from llm_mem.estimators.training import compile_unmodelled
 
     compiled = bool(w.torch_compile) and compile_unmodelled(spec, w) is None
-    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w), compiled=compiled)
+    # torchtune builds the model from its own modules (its attention expands K/V to the query heads)
+    act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w), compiled=compiled,
+                            expand_kv=w.trainer is Trainer.torchtune)
     what = "LoRA adapters train" if lora else "every weight trains"
     parts = [Part("activations", act.layers_total + act.outside,
                   "each layer's input (gradient checkpointing)" if ckpt else
@@ -143,30 +145,49 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
 
 
 def gradient_overlap(w: Workload, comps: Sequence[Component]) -> tuple[int, int, int, str | None]:
-    """Bytes of gradients and of saved activations + logits that are never live together, with the low and
-    high ends of that overlap from the components' bands, and the note that says so. The optimizer's zero_grad
-    frees every gradient after the step (torch.optim.Optimizer.zero_grad set_to_none=True since torch 2.0;
-    transformers' Trainer calls model.zero_grad(), torchtune's recipes zero_grad(set_to_none=True)), so a step's
-    gradients are allocated during backward while the activations and logits saved for it are freed: the peak
-    is the larger of the start of backward (every activation, the loss's logits) and its end (every gradient),
-    i.e. the sum less the smaller of the two. Not with gradient accumulation (gradients stay live through the
-    next micro-batches' forwards) or with sharded states (ZeRO's and Megatron's gradient buffers persist;
-    FSDP2 reduces them as backward goes)."""
-    if w.zero or w.fsdp is not None or w.megatron or w.gradient_accumulation_steps > 1:
-        return 0, 0, 0, None
+    """Bytes of the components that are never live together, with the low and high ends from the components'
+    bands, and the note that says so. A training step's memory goes through three moments:
+
+    * the end of the forward and the loss's backward: every saved activation and the loss's logits;
+    * the first layer's backward: the activations still, the loss's tensors freed, one layer recomputed
+      (gradient checkpointing: torch.utils.checkpoint recomputes a layer when its backward starts);
+    * the end of backward: every gradient, one layer recomputed, the activations freed as backward went.
+
+    The optimizer's zero_grad frees every gradient after the step (torch.optim.Optimizer.zero_grad
+    set_to_none=True since torch 2.0; transformers' Trainer calls model.zero_grad(), torchtune's recipes
+    zero_grad(set_to_none=True)), so gradients count only at the end of backward; not with gradient
+    accumulation (gradients stay live through the next micro-batches' forwards) or with sharded states
+    (ZeRO's and Megatron's gradient buffers persist; FSDP2 reduces them as backward goes) or with the
+    optimizer step in backward (one gradient held), where they are live at every moment. The peak is the
+    largest moment; ``overlap`` is the sum of the components less it."""
     by = {c.name: c for c in comps}
-    g, acts, logits = by.get("gradients"), by.get("activations"), by.get("logits")
-    if g is None or acts is None:
+    acts = by.get("activations")
+    if acts is None:
         return 0, 0, 0, None
-    freed = [acts.bytes + (logits.bytes if logits else 0), acts.low + (logits.low if logits else 0),
-             acts.high + (logits.high if logits else 0)]
-    overlap, low, high = min(g.bytes, freed[0]), min(g.low, freed[1]), min(g.high, freed[2])
-    if overlap <= 0:
+    g, logits, rec = by.get("gradients"), by.get("logits"), by.get("activation_recompute")
+    # optimizer step in backward: the one gradient held is counted at every moment (a tied embedding's gradient
+    # accumulates from the head's backward, at the loss's moment, to the embedding's, at the end)
+    kept = bool(w.zero or w.fsdp is not None or w.megatron or w.gradient_accumulation_steps > 1
+                or w.optimizer_in_bwd)
+
+    def overlap(field: str) -> int:
+        a, lg, r = (getattr(c, field) if c is not None else 0 for c in (acts, logits, rec))
+        grads = getattr(g, field) if g is not None else 0
+        always = grads if kept else 0
+        moments = (a + lg + always, a + r + always, (grads if not kept else always) + r)
+        return a + lg + r + grads - max(moments)
+
+    o, low, high = overlap("bytes"), overlap("low"), overlap("high")
+    if o <= 0:
         return 0, 0, 0, None
-    if overlap * 100 < sum(c.bytes for c in comps):  # LoRA's adapter gradients: true, but not worth a note
-        return overlap, low, high, None
-    return overlap, low, high, (
-        f"gradients and activations are not live together: {g.bytes / 1e9:.2f} GB of gradients are allocated "
-        f"during backward while {freed[0] / 1e9:.2f} GB of activations and logits are freed (zero_grad frees "
-        f"gradients after each step), so the total counts {overlap / 1e9:.2f} GB once; "
-        "--gradient-accumulation-steps 2 or more keeps the gradients live through the forwards")
+    if o * 100 < sum(c.bytes for c in comps):  # LoRA's adapter gradients: true, but not worth a note
+        return o, low, high, None
+    freed = acts.bytes + (logits.bytes if logits else 0)
+    parts = ([f"{g.bytes / 1e9:.2f} GB of gradients are allocated during backward"] if g and not kept else []) + (
+        [f"{rec.bytes / 1e9:.2f} GB of recomputed layer once the loss's tensors are freed"] if rec else [])
+    return o, low, high, (
+        f"not live together: {' and '.join(parts) or 'nothing'}, while {freed / 1e9:.2f} GB of activations and "
+        f"logits are freed; the total is the largest moment of the step (end of forward, first layer's "
+        f"backward, end of backward), {o / 1e9:.2f} GB under the sum"
+        + ("; --gradient-accumulation-steps 2 or more keeps the gradients live through the forwards"
+           if g and not kept else ""))

@@ -179,12 +179,19 @@ def _vllm_act(model: str, gpu: str, max_model_len: int, scheduler: dict[str, int
 TT3B = {"train": "full", "batch": 2, "context": 4096, "trainer": "torchtune", "packing": True,
         "grad_checkpointing": False, "chunked_ce": False, "optimizer_in_bwd": False, "optimizer": "adamw"}
 TT3B_LEVERS: list[tuple[str, str, dict[str, object]]] = [
-    ("compile", "+ Compile: each decoder layer compiled (the loss compile is not modelled)", {"torch_compile": True}),
+    # full_finetune_single_device at 1814feb17 drops compile_loss's return value, so torch.nn.CrossEntropyLoss
+    # stays eager; CEWithChunkedOutputLoss is compiled in place (its compute_cross_entropy), as modelled
+    ("compile", "+ Compile: each decoder layer compiled (the recipe leaves this row's loss eager)",
+     {"torch_compile": True}),
     ("chunked-ce", "+ Chunked Cross Entropy", {"chunked_ce": True}),
     ("act-ckpt", "+ Activation Checkpointing", {"grad_checkpointing": True}),
     ("opt-in-bwd", "+ Fuse optimizer step into backward", {"optimizer_in_bwd": True}),
     ("offload", "+ Activation Offloading", {"activation_offloading": True}),
-    ("adamw8bit", "+ 8-bit AdamW (the recipe's bitsandbytes PagedAdamW8bit)", {"optimizer": "paged-adamw-8bit"}),
+    ("adamw8bit", "OFF: + 8-bit AdamW, sized as bitsandbytes PagedAdamW8bit (2 bytes per parameter). The README "
+     "does not name the optimizer (its docs offer torchao's AdamW8bit and bnb's PagedAdamW8bit): the row saves 4.2 "
+     "GiB where 8-bit states save 6.0 GiB (paged bnb states, outside torch's counters, would save 12.0), so the run "
+     "held more than this model counts (an 8-bit step's fp32 transients are not modelled)",
+     {"optimizer": "paged-adamw-8bit"}),
 ]
 # LoRA / QLoRA rows: every lever above but optimizer_in_bwd and 8-bit AdamW; llama3_2/3B_(q)lora_single_device:
 # r 64, q_proj, v_proj, output_proj and the MLP
@@ -548,15 +555,15 @@ for _key, _what, _change in TT3B_LEVERS:
     _levers.update(_change)
     SPECS[f"torchtune-llama32-3b-{_key}"] = S(
         "meta-llama/Llama-3.2-3B-Instruct", "peak_training", "peak",
-        f"README row '{_what}': the rows above plus this lever; peak active", workload=dict(_levers))
+        ("OFF: " if _what.startswith("OFF: ") else "") + f"README row '{_what.removeprefix('OFF: ')}': the rows "
+        "above plus this lever; peak active", workload=dict(_levers))
 for _mode in ("lora", "qlora"):
     SPECS[f"torchtune-llama32-3b-{_mode}"] = S(
         "meta-llama/Llama-3.2-3B-Instruct", "peak_training", "peak",
-        f"OFF: README {_mode} row, llama3_2/3B_{_mode}_single_device (r 64, q/v/output_proj + MLP) with packing, "
-        "compile, chunked loss, checkpointing and activation offloading, as the table says; the chunked loss's saved "
-        "fp32 log-softmax (4.9 GiB, the size that puts the full rows above within 1.3%) and the bf16 base (6.0 GiB) "
-        "alone exceed the published 8.5 GiB, so the run differs from the levers the table names (a compiled loss "
-        "would keep 2 bytes per logit, measured on CPU: still 2 GiB); peak active", workload={"train": _mode,
+        f"README {_mode} row, llama3_2/3B_{_mode}_single_device (r 64, q/v/output_proj + MLP) with packing, "
+        "compile (the LoRA recipe compiles the chunked loss: 2 bytes per logit kept, measured), chunked loss, "
+        "checkpointing and activation offloading; the peak is the loss's moment (bf16 base, adapters and their "
+        "AdamW states, the chunks' bf16 logits); peak active", workload={"train": _mode,
                                                                                        **TT3B_LORA})
 
 SKIPPED: dict[str, str] = {

@@ -212,6 +212,10 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
                 if w.trainer is Trainer.unsloth:
                     notes.append("Unsloth's fused cross-entropy picks its chunk from free memory (unsloth_zoo, "
                                  "target_gb=None); sized with Liger's chunking")
+            elif w.torch_compile:  # torchtune's recipes compile the loss with the model (training.compile_loss)
+                b = ce_logits_bytes("chunked_compiled", T, V, h, elem, soft)
+                note = ("chunked cross-entropy, compiled: each of 8 chunks' bf16 logits saved (the fp32 upcast fused "
+                        "away), one chunk's backward")
             else:
                 b = ce_logits_bytes("chunked", T, V, h, elem, soft)
                 note = "chunked cross-entropy: each of 8 chunks' fp32 log-softmax saved, one chunk's backward"
@@ -229,7 +233,15 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
             layers = act.layers_total
             keep = min(layers, OFFLOAD_LAYERS_ON_GPU * per_layer)
             host += layers - keep
-            b = keep + act.outside
+            outside = act.outside
+            if w.trainer is Trainer.torchtune:
+                # torchtune offloads everything the model's forward saves but the output layer's
+                # (get_act_offloading_ctx_manager's NoOpManager on model.output, torchtune/training/
+                # _activation_offloading.py at 1814feb17): the embeddings' and final norm's go to host RAM; a
+                # trained head keeps its input (T h e) on the GPU, a frozen one (LoRA) keeps nothing
+                outside = min(act.outside, T * h * elem if not w.adapters else 0)
+                host += act.outside - outside
+            b = keep + outside
             note = ("one layer's saved activations on the GPU; the other layers' in host RAM "
                     "(activation offloading)")
         elif name == "gradients" and w.optimizer_in_bwd:

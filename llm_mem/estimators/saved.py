@@ -121,6 +121,10 @@ class Replay:
     n: int = 0
     inside: bool = False  # between a column-parallel and a row-parallel linear (Val.split)
     compiled: bool = False  # the layer under torch.compile (inductor's min-cut partitioner): see rms() and mlp()
+    # torchtune's MultiHeadAttention expands K and V to every query head before SDPA/flex attention
+    # (`k.unsqueeze(2).expand(...).flatten(1, 2)`, torchtune/modules/attention.py at 1814feb17 and 0.6.1),
+    # so the kernel saves them at query width (measured: benchmarks/activations/measured_torchtune.json)
+    expand_kv: bool = False
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def keep(self, *vals: Val) -> None:

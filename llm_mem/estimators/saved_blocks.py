@@ -53,6 +53,8 @@ def attention(r: Replay, spec: ModelSpec, x: Val, kind: str, b: int) -> Val:
         # is laid out like q: a token-major q (the transposed view of its own projection, kept by RoPE's
         # elementwise ops) makes `transpose(1, 2).contiguous()` a no-op, so the output is o_proj's input;
         # a head-major q (a slice of a fused projection, GPT-NeoX's partial-rotary cat) makes it a copy
+        if r.expand_kv and kv < a:  # torchtune: copies of K and V at query width go to the kernel
+            k, v = r.new("k_expanded", a * d, None, k.rg), r.new("v_expanded", a * d, None, v.rg)
         out = r.new("attn_out", a * d, None, rg)
         if rg:
             r.keep(q, k, v, out, r.new("lse", a, 4))

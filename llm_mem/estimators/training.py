@@ -85,12 +85,13 @@ def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = No
 
 def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpointing: bool, elem: int = 2,
                       train: Trainable = FULL, kernels: Kernels = CUDA, par: Split = NO_SPLIT,
-                      compiled: bool = False) -> SavedActivations:
+                      compiled: bool = False, expand_kv: bool = False) -> SavedActivations:
     """Saved-for-backward bytes for a batch of `b` x `s` tokens (llm_mem.estimators.saved replays each
     layer; checkpointing keeps each layer's input and recomputes one layer at a time in backward), on
     one rank of Megatron's tensor/sequence/context parallelism ``par``: the residual stream outside the
     layers is split by sequence parallelism and context parallelism, the logits by vocabulary (TP's
-    vocab-parallel output layer and cross-entropy) and by context."""
+    vocab-parallel output layer and cross-entropy) and by context. ``expand_kv``: the layers are torchtune's,
+    whose attention hands the kernel K and V copied to every query head."""
     from llm_mem.estimators.saved_blocks import embeddings, head, layer
 
     a = spec.num_heads
@@ -99,7 +100,7 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     x = embeddings(out, spec, input_grads=checkpointing)
     per: list[int] = []
     for i in range(spec.num_layers):
-        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale, compiled=compiled)
+        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale, compiled=compiled, expand_kv=expand_kv)
         x = layer(r, spec, attention, b, x)
         per.append(r.cost.bytes(b, s, a, par))
     _, saved_per_token = head(out, spec, x)
@@ -160,7 +161,8 @@ def liger_chunk_tokens(T: int, V: int, h: int) -> int:
 
 def ce_logits_bytes(kind: str, T: int, V: int, h: int, elem: int, soft: bool = False) -> int:
     """Peak bytes of the output projection + cross-entropy (forward and backward) for T tokens:
-    ``standard`` (transformers: 14 bytes per logit), ``chunked`` (torchtune's 8 token chunks), ``fused``
+    ``standard`` (transformers: 14 bytes per logit), ``chunked`` (torchtune's 8 token chunks; ``chunked_compiled``
+    under its recipes' compiled loss), ``fused``
     (Liger: one chunk of bf16 logits, gradient in place) or ``trl`` (TRL's checkpointed 256-token chunks)."""
     if kind == "standard":  # bf16 logits + saved fp32 log-softmax + two fp32 gradients (see saved_activations)
         return T * (V * (elem + 4 + 4 + 4) + (V * elem if soft else 0))
@@ -176,6 +178,15 @@ def ce_logits_bytes(kind: str, T: int, V: int, h: int, elem: int, soft: bool = F
         # by the projection. Measured: 5.00 bytes per logit at T=2048, V=8192, h=256 (closed form +1.2%).
         per = math.ceil(T / TORCHTUNE_CE_CHUNKS)
         return T * V * 4 + per * V * (4 + 4) + T * h * elem
+    if kind == "chunked_compiled":
+        # torchtune's recipes compile the chunk's upcast + cross-entropy (training.compile_loss compiles
+        # compute_cross_entropy): inductor fuses the fp32 upcast into the log-softmax and saves the chunk's bf16
+        # logits and its logsumexp, 2 bytes per logit (measured 2.004 with CEWithChunkedOutputLoss:
+        # benchmarks/activations/measured_torchtune.json); the chunk's backward writes its gradient in bf16.
+        # LinearCrossEntropyLoss (the projection inside the compiled chunk) is sized the same: the partitioner
+        # does not recompute the projection's matmul, so its bf16 output is what it saves.
+        per = math.ceil(T / TORCHTUNE_CE_CHUNKS)
+        return T * V * elem + T * 4 + per * V * elem + T * h * elem
     if kind == "fused":
         # Liger: one chunk's logits in the input dtype (the kernel writes their gradient in place) and the
         # gradient of the hidden states, allocated whole in forward (grad_input = torch.zeros_like(_input))
