@@ -143,6 +143,8 @@ WORKLOAD_OPTIONS.update({
     "packing": _switch("packing", "Sequences packed to --seq (no padding; stated, bytes per token unchanged)."),
     "torch_compile": _switch("torch-compile", "torch.compile of each decoder layer: fewer saved intermediates "
                                               "(measured families; others sized eager)."),
+    "prepare_kbit": _switch("prepare-kbit", "QLoRA: PEFT's prepare_model_for_kbit_training (unquantized weights "
+                                            "and activations in fp32); on by default without --trainer or with hf."),
 })
 
 

@@ -252,6 +252,8 @@ def estimate(model: ResolvedModel, w: Workload, gpu: Gpu | None = None) -> Repor
 
         w, half_note = without_bf16(spec, w, gpu)
     plan, notes = resolve_plan(spec, w, model.name)
+    if w.prepare_kbit:  # QLoRA after PEFT's prepare_model_for_kbit_training: every unquantized tensor in fp32
+        plan = dataclasses.replace(plan, keep_bytes=4)
     if half_note:
         notes.append(half_note)
     if spec.counted_by is not None:
@@ -339,7 +341,9 @@ def _training(spec: ModelSpec, w: Workload, plan: WeightPlan, weights_full: int,
     from llm_mem.estimate_training import training_parts
     from llm_mem.runtimes.transformers import ALLOCATOR_SLACK
 
-    parts, host, notes = training_parts(spec, w, weights_full, plan.fmt.key, plan.fmt.label, elem)
+    label = plan.fmt.label + (", the unquantized rest in fp32 (prepare_model_for_kbit_training)"
+                              if w.prepare_kbit else "")
+    parts, host, notes = training_parts(spec, w, weights_full, plan.fmt.key, label, elem)
     transient = sum(p.bytes for p in parts if p.name in ("activations", "logits", "activation_recompute"))
     overhead = _component("runtime_overhead", int(transient * ALLOCATOR_SLACK),
                           "PyTorch caching-allocator slack (10% of activations); the CUDA context is outside the "

@@ -115,7 +115,7 @@ def training_parts(spec: ModelSpec, w: Workload, weights_full: int, weights_form
     compiled = bool(w.torch_compile) and compile_unmodelled(spec, w) is None
     # torchtune builds the model from its own modules (its attention expands K/V to the query heads)
     act = saved_activations(spec, seqs, w.context, w.attention, ckpt, elem, train, par=split(w), compiled=compiled,
-                            expand_kv=w.trainer is Trainer.torchtune)
+                            expand_kv=w.trainer is Trainer.torchtune, unsloth=w.trainer is Trainer.unsloth)
     what = "LoRA adapters train" if lora else "every weight trains"
     parts = [Part("activations", act.layers_total + act.outside,
                   "each layer's input (gradient checkpointing)" if ckpt else

@@ -135,10 +135,11 @@ def render_report(r: Report, out: Console) -> None:
         share = 100 * c.bytes / r.total_bytes if r.total_bytes else 0
         band = f"±{100 * (c.high - c.bytes) / c.bytes:.0f}%" if c.bytes else ""
         t.add_row(c.name, _num(c.bytes), _num_gib(c.bytes), f"{share:.1f}%", band, esc(c.note or ""))
-    if r.overlap_bytes:  # training: gradients and the activations freed before them (estimate_training)
+    if r.overlap_bytes:  # training: the step's largest moment, not the sum (estimate_training.gradient_overlap)
         t.add_row("[dim]not live together[/dim]", _num(-r.overlap_bytes), _num_gib(-r.overlap_bytes),
                   f"{-100 * r.overlap_bytes / r.total_bytes:.1f}%" if r.total_bytes else "", "",
-                  "gradients are allocated as the saved activations and logits are freed")
+                  "the total is the step's largest moment: gradients and a recomputed layer arrive as the saved "
+                  "activations and logits are freed")
     t.add_section()
     scope = " per GPU" if r.per_gpu else ""
     t.add_row(f"[bold]total{scope}[/bold]", f"[bold]{_num(r.total_bytes)}[/bold]",

@@ -90,7 +90,7 @@ TRAINING_FIELDS = ("lora_rank", "lora_targets", "lora_dropout", "optimizer", "mi
 # ---- training frameworks' memory features (issue 17): --trainer and its switches, training only ----
 # None = what the --trainer preset sets (llm_mem.estimate_training TRAINER_PRESETS), or off without one.
 FRAMEWORK_FIELDS = ("trainer", "fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing",
-                    "torch_compile")
+                    "torch_compile", "prepare_kbit")
 # ---- FSDP2 and RL post-training: flags that only make sense with --train (Workload._check_fsdp_rl) ----
 FSDP_RL_FIELDS = ("fsdp", "fsdp_shard_size", "fsdp_offload", "num_generations", "beta",
                   "rollout_gpu_memory_utilization", "use_peft", "tensor_model_parallel_size", "sequence_parallel",
@@ -137,6 +137,9 @@ class Workload(BaseModel):
     optimizer_in_bwd: bool | None = None  # torchtune optimizer_in_bwd: each gradient freed after its step
     packing: bool | None = None  # sequences packed to the context: no padding (stated, bytes per token unchanged)
     torch_compile: bool | None = None  # torch.compile of each decoder layer (estimators.training.compile_unmodelled)
+    # QLoRA: PEFT's prepare_model_for_kbit_training (every unquantized parameter to fp32, so the activations run
+    # in fp32 too); None: on without a trainer or under --trainer hf, off under the other trainers'
+    prepare_kbit: bool | None = None
     # ---- FSDP2 and RL post-training (FSDP_RL_FIELDS; llm_mem.estimators.fsdp / rl; _check_fsdp_rl) ----
     fsdp: Fsdp | None = None  # None: no FSDP (plain data parallel, or --zero)
     fsdp_shard_size: int | None = Field(default=None, ge=1, le=MAX_GPUS)  # hybrid: GPUs per shard group

@@ -25,6 +25,9 @@ def check_training(w: Workload) -> None:
         for f in LORA_FIELDS:
             if w.given(f):
                 raise CombinationError(f, "{} applies to LoRA", "use --train lora or qlora")
+    if w.prepare_kbit and w.train is not TrainMode.qlora:
+        raise CombinationError("prepare_kbit", "{} prepares a quantized base (PEFT's prepare_model_for_kbit_"
+                               "training)", "use --train qlora, or drop it")
     if w.train is TrainMode.qlora and w.precision not in (None, Precision.int4):
         raise CombinationError("precision", f"qlora keeps the frozen base in 4 bits; {w.precision} "
                                "contradicts it", f"drop the precision, or use --train lora --precision "

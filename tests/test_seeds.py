@@ -309,10 +309,15 @@ def test_seed003_lora_and_qlora_model_states_8b():
     c = comps(r)
     assert c["weights"] == keep
     assert c["lora_adapters"] + c["gradients"] + c["optimizer_states"] == 16 * lora  # fp32: 4 + 4 + 8
-    q = comps(cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "qlora", "--lora-rank", "16", "--lora-targets", all7))
+    q = comps(cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "qlora", "--lora-rank", "16", "--lora-targets", all7,
+                  "--no-prepare-kbit"))
     nf4 = n["linear"] * NF4_BITS / 8 + 2 * (2 * n["embed"] + n["norms"])
     assert q["weights"] == pytest.approx(nf4, abs=2000)
     assert q["weights"] + 16 * lora > 6 * GB  # the seed's 6 GB is below the model states
+    # PEFT's recipe (prepare_model_for_kbit_training, the default) keeps the unquantized rest in fp32
+    kbit = comps(cli("estimate", "meta-llama/Llama-3.1-8B", "--train", "qlora", "--lora-rank", "16", "--lora-targets",
+                     all7))
+    assert kbit["weights"] == pytest.approx(n["linear"] * NF4_BITS / 8 + 4 * (2 * n["embed"] + n["norms"]), abs=2000)
 
 
 # ---- seed 003: MI250 and bandwidths ------------------------------------------------------------------

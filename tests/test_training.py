@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_mem.errors import UsageError
+from llm_mem.errors import CombinationError, UsageError
 from llm_mem.estimate import estimate
 from llm_mem.estimators.lora import lora_params
 from llm_mem.estimators.model_states import largest_module_params
@@ -78,8 +78,22 @@ def test_lora_components():
 
 
 def test_qlora_base_is_nf4():
-    r = estimate(M8B, Workload(train="qlora", context=512))
-    assert r.weights.format == "nf4" and r.component("weights") < 6e9
+    bare = estimate(M8B, Workload(train="qlora", context=512, prepare_kbit=False))
+    assert bare.weights.format == "nf4" and bare.component("weights") < 6e9
+    # PEFT's prepare_model_for_kbit_training (the default without --trainer): embeddings, head and norms in fp32
+    # (+2 bytes on each of their 1.05 B parameters) and the activations in fp32 (measured_qlora.json)
+    kbit = estimate(M8B, Workload(train="qlora", context=512))
+    assert kbit.workload.prepare_kbit is True
+    assert kbit.component("weights") - bare.component("weights") == 2 * (2 * 525_336_576 + 4096 * 65)
+    assert 1.9 * bare.component("activations") < kbit.component("activations") <= 2 * bare.component("activations")
+    assert any("prepare_model_for_kbit_training" in n for n in kbit.notes)
+    # TRL's SFTTrainer does not call it and casts the adapters to bf16
+    trl = estimate(M8B, Workload(train="qlora", context=512, trainer="trl"))
+    assert trl.workload.prepare_kbit is False and trl.component("weights") == bare.component("weights")
+    r16 = estimate(M8B, Workload(train="qlora", context=512, prepare_kbit=False, lora_rank=16))
+    assert trl.component("lora_adapters") * 2 == r16.component("lora_adapters")  # TRL's r 16, bf16
+    with pytest.raises(CombinationError):
+        Workload(train="lora", prepare_kbit=True)
 
 
 def test_zero2_equals_deepspeed_estimator():

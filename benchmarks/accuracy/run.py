@@ -86,7 +86,7 @@ UNIT_BYTES = {"GiB": 2**30, "GB": 10**9, "MiB": 2**20, "MB": 10**6, "bytes": 1, 
 # Components whose median |error| the issue's acceptance bounds (< 3 %).
 GATED = ("weights", "kv_cache")
 COMPONENT_ORDER = ("weights", "param_count", "kv_cache", "kv_budget", "compute_buffer", "peak_inference",
-                   "peak_training", "fit")
+                   "peak_training", "max_context", "fit")
 
 # GPU totals the vLLM cases state (cudaMemGetInfo), as a user catalog merged into the shipped one.
 USER_CATALOG = HERE / "gpus.yaml"
@@ -122,6 +122,7 @@ class Spec:
     unit: str | None = None
     variant: str | None = None  # gg-llamacpp-disk-table entry, e.g. "8B/original_GB"
     source_case: str | None = None  # derived rows: the case whose quote/notes hold the number
+    budget_gib: float | None = None  # max_context: the card's memory, GiB
     note: str = ""
 
 
@@ -139,6 +140,8 @@ NO_K = ("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # (FSDPStrategy's activation_checkpointing_policy only with devices > 1), lm_head in 128-token chunks with a
 # chunked cross-entropy on bf16 logits (lit_gpt/utils.py chunked_cross_entropy).
 LITGPT_RECIPE = "LitGPT single-device LoRA: no activation checkpointing (--no-grad-checkpointing)"
+# LitGPT quantizes with Lightning's BitsandbytesPrecision (bf16 compute dtype, the rest of the model in bf16), not
+# PEFT's prepare_model_for_kbit_training: its nf4 rows run with --no-prepare-kbit
 # Why LitGPT's nf4 rows stay off: bitsandbytes up to 0.43.x keeps every quantized linear's input for backward
 # (autograd/_functions.py MatMul4Bit: ctx.tensors = (A, B); (None, B) from 0.44.0), which llm-mem (current
 # bitsandbytes) does not count; the same table's bf16 rows agree within 1.5-5%, and its nf4 rows hold 2.4 GB (7B)
@@ -475,7 +478,8 @@ SPECS: dict[str, Spec] = {
     "litgpt-confighub-llama2-7b-qlora": S(
         L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512; " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
         workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV,
-                  "grad_checkpointing": False}),
+                  "grad_checkpointing": False,
+                  "prepare_kbit": False}),
     "litgpt-confighub-llama31-8b-lora": S(
         L31_8B, "peak_training", "peak", "bf16-true, r32 q,v, seq <= 512; " + LITGPT_RECIPE,
         workload={"train": "lora", "batch": 1, "context": 512, "lora_rank": 32, "lora_targets": QV,
@@ -483,7 +487,8 @@ SPECS: dict[str, Spec] = {
     "litgpt-confighub-llama31-8b-qlora": S(
         L31_8B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r32 q,v, seq <= 512; " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
         workload={"train": "qlora", "batch": 2, "context": 512, "lora_rank": 32, "lora_targets": QV,
-                  "grad_checkpointing": False}),
+                  "grad_checkpointing": False,
+                  "prepare_kbit": False}),
     "litgpt-confighub-mistral-7b-v0.2-lora": S(
         "mistralai/Mistral-7B-v0.1", "peak_training", "peak",
         "Mistral-7B-v0.2 = v0.1 shapes; bf16-true, r32 q,v; " + LITGPT_RECIPE,
@@ -497,7 +502,8 @@ SPECS: dict[str, Spec] = {
     "litgpt-llama2-7b-lora-nf4": S(
         L2_7B, "peak_training", "peak", "bnb.nf4 (we model nf4-dq), r8 q,v; seq ~1.0-1.3k (1152); " + LITGPT_RECIPE + "; " + LITGPT_NF4_OFF,
         workload={"train": "qlora", "batch": 1, "context": 1152, "lora_rank": 8, "lora_targets": QV,
-                  "grad_checkpointing": False}),
+                  "grad_checkpointing": False,
+                  "prepare_kbit": False}),
     "peft-methodcomp-llama32-3b-full-ft": S(
         "meta-llama/Llama-3.2-3B", "peak_training", "peak",
         "pure bf16 AdamW, no checkpointing (the run's gradient_checkpointing: false), peak reserved; the "
@@ -565,6 +571,23 @@ for _mode in ("lora", "qlora"):
         "checkpointing and activation offloading; the peak is the loss's moment (bf16 base, adapters and their "
         "AdamW states, the chunks' bf16 logits); peak active", workload={"train": _mode,
                                                                                        **TT3B_LORA})
+
+# Unsloth's max-context table (Llama-3.1-8B-Instruct QLoRA r32 on all seven projections, batch 1, sequences padded to
+# the length): the longest --seq whose estimate fits the card's memory (its "GB" read as the cards' GiB: 24 GB =
+# an RTX 4090's 24 GiB, 80 GB = an A100's 80 GiB; torch's counters exclude the CUDA context, so does llm-mem).
+UNSLOTH_CTX = {"train": "qlora", "batch": 1, "lora_rank": 32, "attention": "flash",
+               "lora_targets": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}
+for _who, _cards, _note in (
+        ("unsloth", (8, 12, 16, 24, 40, 48, 80),
+         "--trainer unsloth: its LoRA kernels' saved tensors (read from fast_lora.py), offloaded checkpoints, "
+         "fused loss; the backward's own transients (LoRA_MLP's T x I gradient among them) are not modelled"),
+        ("hf", (12, 16, 24, 40, 48, 80),
+         "--trainer hf: PEFT's QLoRA recipe (prepare_model_for_kbit_training: fp32 rest, fp32 activations), "
+         "checkpointing on, flash attention")):
+    for _g in _cards:
+        SPECS[f"unsloth-ctx-llama31-8b-{_who}-{_g}gb"] = S(
+            "meta-llama/Llama-3.1-8B-Instruct", "max_context", "max_context", _note, budget_gib=_g,
+            workload={**UNSLOTH_CTX, "trainer": _who})
 
 SKIPPED: dict[str, str] = {
     # model not bundled and no bundled model with its shapes
@@ -664,7 +687,7 @@ def measured_value(case: dict, spec: Spec) -> tuple[float, str]:
             return float(case["value_bytes"]), "bytes"
         return float(v) * UNIT_BYTES[case["unit"]], "bytes"
     sem = case["unit_semantics"]
-    kind = {"params": "params", "blocks": "blocks"}.get(sem, "bytes")
+    kind = {"params": "params", "blocks": "blocks", "tokens": "tokens"}.get(sem, "bytes")
     return float(case["value"]) * UNIT_BYTES[sem], kind
 
 
@@ -702,6 +725,24 @@ def _report(spec: Spec, gpu: Gpu | None = None, **over: Any) -> Report:
 
 def _gib(b: float) -> str:
     return f"{b / GIB:.2f}"
+
+
+def max_context(spec: Spec, budget: int) -> int:
+    """The longest context (tokens) whose training estimate fits ``budget`` bytes (0: not even one token)."""
+    from llm_mem.workload import MAX_CONTEXT
+
+    def fits(c: int) -> bool:
+        return _report(spec, context=c).total_bytes <= budget
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, MAX_CONTEXT
+    if fits(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def compare(spec: Spec) -> tuple[float, str]:
@@ -747,6 +788,13 @@ def compare(spec: Spec) -> tuple[float, str]:
         if spec.blocks:
             return float(cap.blocks or 0), detail + f" / {cap.bytes_per_block / 2**20:.0f} MiB blocks of {e.block_size}"
         return float(cap.available_kv_bytes), detail
+    if spec.how == "max_context":
+        assert spec.budget_gib is not None
+        budget = int(spec.budget_gib * GIB)
+        ctx = max_context(spec, budget)
+        r = _report(spec, context=max(ctx, 1))
+        return float(ctx), (f"longest --seq within {spec.budget_gib:g} GiB: total {_gib(r.total_bytes)} GiB ("
+                            + ", ".join(f"{c.name} {_gib(c.bytes)}" for c in r.components if c.bytes) + ")")
     if spec.how in ("peak", "fit"):
         r = _report(spec)
         oh = r.component("runtime_overhead")
@@ -821,6 +869,8 @@ def fmt(v: float, unit: str) -> str:
         return f"{v:,.0f} blocks"
     if unit == "fit":
         return f"{v / GIB:.2f} GiB"
+    if unit == "tokens":
+        return f"{v:,.0f} tokens"
     return f"{v / GIB:.3f} GiB"
 
 

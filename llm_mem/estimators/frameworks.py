@@ -57,6 +57,7 @@ class Preset:
     full_optimizer: Optimizer | None = None
     full_mixed_precision: MixedPrecision | None = None
     adapters_bf16: bool = False  # LoRA parameters built in the model's bf16 (not PEFT's fp32 autocast)
+    qlora_adapters_bf16: bool = False  # QLoRA only: the trainer casts the adapters to bf16 after PEFT
     # LoRA as the recipe configures it (None: PEFT's LoraConfig defaults, r 8, dropout 0, the family's targets)
     lora_targets: tuple[str, ...] | None = None
     lora_rank: int | None = None
@@ -71,8 +72,11 @@ TRAINER_PRESETS: dict[Trainer, Preset] = {
     # TRL 1.10.0.dev0 (trl/trainer/sft_config.py at f2cd577): SFTConfig gradient_checkpointing=True ("instead of
     # False"), loss_type "chunked_nll" (256-token chunks, checkpointed), packing=False, activation_offloading=False.
     # LoRA through `trl sft --use_peft`: ModelConfig lora_r=16, lora_dropout=0.05 (trl/trainer/model_config.py).
+    # QLoRA: SFTTrainer casts every trainable parameter of a quantized model to bf16 after get_peft_model
+    # (trl/trainer/sft_trainer.py @f2cd577, "the PEFT adapter weights are converted to bf16 to follow the
+    # recommendations from the original paper"), and calls no prepare_model_for_kbit_training.
     Trainer.trl: Preset("TRL 1.10.0.dev0 SFTConfig, trl/trainer/sft_config.py @f2cd577", True, fused_ce=True,
-                        lora_rank=16, lora_dropout=0.05),
+                        lora_rank=16, lora_dropout=0.05, qlora_adapters_bf16=True),
     # torchtune (recipes/configs/llama3_1/8B_lora_single_device.yaml, 8B_qlora_single_device.yaml,
     # 8B_full_single_device.yaml at bd2a0fc7c): enable_activation_checkpointing True,
     # enable_activation_offloading False, compile False, dataset packed False, loss LinearCrossEntropyLoss
@@ -154,6 +158,19 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
         raise CombinationError("optimizer_in_bwd", "{} frees each gradient after a single-device step; "
                                "ZeRO and FSDP partition gradients themselves", "drop one of them")
     notes = [f"{w.trainer} preset ({preset.source}): " + "; ".join(applied)] if preset and applied else []
+    if w.train is TrainMode.qlora and w.prepare_kbit is None:
+        # PEFT's QLoRA recipe (its docs, transformers' Trainer users) calls prepare_model_for_kbit_training, which
+        # casts every parameter that is not a Params4bit to fp32 (peft/utils/other.py, "cast all non INT8
+        # parameters to fp32"); TRL's SFTTrainer (sft_trainer.py @f2cd577) never calls it, axolotl turns the
+        # norms and embeddings back to bf16 after it (loaders/model.py @067b021), Unsloth and torchtune build
+        # their own 4-bit models.
+        on = w.trainer in (None, Trainer.hf)
+        change["prepare_kbit"] = on
+        notes.append("QLoRA as PEFT's prepare_model_for_kbit_training leaves it: the embeddings, norms and head in "
+                     "fp32, so the activations and logits run in fp32 too (measured, benchmarks/activations/"
+                     "measured_qlora.json); --no-prepare-kbit keeps them bf16" if on else
+                     f"QLoRA without prepare_model_for_kbit_training (the {w.trainer} recipe does not call it): "
+                     "the unquantized weights and the activations stay bf16; --prepare-kbit sizes PEFT's recipe")
     return (w.model_copy(update=change) if change else w), notes
 
 
@@ -175,9 +192,11 @@ def preset_targets(spec: ModelSpec, w: Workload) -> tuple[tuple[str, ...] | None
 
 def adapter_bytes(w: Workload) -> int:
     """Bytes per LoRA parameter: fp32 as PEFT casts them (autocast_adapter_dtype=True), bf16 under a preset
-    that builds the whole model in bf16 (torchtune)."""
+    that builds the whole model in bf16 (torchtune) or casts QLoRA's adapters to bf16 (TRL's SFTTrainer)."""
     preset = TRAINER_PRESETS.get(w.trainer) if w.trainer is not None else None
-    return 2 if preset is not None and preset.adapters_bf16 else 4
+    if preset is None:
+        return 4
+    return 2 if preset.adapters_bf16 or (preset.qlora_adapters_bf16 and w.train is TrainMode.qlora) else 4
 
 
 def _tokens(spec: ModelSpec, w: Workload, act: SavedActivations, elem: int) -> int:

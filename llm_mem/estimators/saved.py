@@ -125,6 +125,8 @@ class Replay:
     # (`k.unsqueeze(2).expand(...).flatten(1, 2)`, torchtune/modules/attention.py at 1814feb17 and 0.6.1),
     # so the kernel saves them at query width (measured: benchmarks/activations/measured_torchtune.json)
     expand_kv: bool = False
+    unsloth: bool = False  # Unsloth's fused LoRA kernels (saved_blocks.unsloth_layer)
+    backward_tok: float = 0.0  # bytes per token the layer's backward allocates beside what it saved
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def keep(self, *vals: Val) -> None:

@@ -254,11 +254,82 @@ def moe(r: Replay, spec: ModelSpec, x: Val) -> Val:
     return y
 
 
+# ---- Unsloth's fused LoRA kernels (issue 17) -------------------------------------------------------
+# Unsloth 2026.8.19 (unsloth/kernels/fast_lora.py, fast_layernorm.py, rope_embedding.py at 015bdef) replaces a
+# Llama-style decoder's LoRA projections with three autograd Functions when every projection of a block
+# carries an adapter without dropout: LoRA_QKV saves its input X only (q, k and v and the adapters' rank-r
+# products are recomputed in backward), LoRA_W (o_proj) its input, LoRA_MLP its input and the gate and up
+# outputs e and g (SwiGLU and its product recomputed); its RMSNorm saves the input and one fp32 rstd per row,
+# its RoPE only the shared cos/sin. Read from the source, not measured (Unsloth's kernels are Triton, GPU only).
+UNSLOTH_QKV = ("q_proj", "k_proj", "v_proj")
+UNSLOTH_MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+def unsloth_unsupported(spec: ModelSpec) -> str | None:
+    """Why Unsloth's fused LoRA kernels are not sized for this model, or None when they are."""
+    tc = spec.training
+    for bad, what in ((spec.norm != "rms", "LayerNorm"), (spec.mlp_kind != "gated" or len(tc.up_modules) != 2,
+                                                           "a non-gated or fused gate_up MLP"),
+                      (tc.qkv_modules != UNSLOTH_QKV, "a fused qkv projection"), (spec.parallel_attn, "parallel "
+                                                                                   "attention"),
+                      (spec.norms_per_layer != 2, "Gemma's four norms"), (spec.mla is not None, "MLA"),
+                      (spec.moe is not None, "MoE experts"), (bool(spec.attention_sinks), "attention sinks"),
+                      (bool(tc.attn_softcap or tc.logit_softcap), "soft-capping"),
+                      (spec.mixers is not None, "state-space layers"), (tc.norm_fp32_scale, "Gemma's norms")):
+        if bad:
+            return what
+    return None
+
+
+def unsloth_layer(r: Replay, spec: ModelSpec, kind: str, b: int, x: Val) -> Val:
+    """A Llama-style decoder layer under Unsloth's kernels; a block whose projections are not all adapted (or
+    carry LoRA dropout) runs PEFT's modules, as Unsloth's patch_peft_model leaves it."""
+    a, kv, d, h = spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.hidden_size
+    adapted = {n for (i, n) in r.train.adapted if i == r.layer}
+    fast = r.train.dropout == 0
+
+    def fast_rms(v: Val, name: str, width: float, groups: int = 1) -> Val:
+        if v.rg:
+            r.keep(v, r.new(f"{name}.rstd", groups, 4))
+        return r.new(name, width, None, v.rg)
+
+    n1 = fast_rms(x, "ln1", h)
+    if fast and set(UNSLOTH_QKV) <= adapted:
+        r.keep(n1)  # LoRA_QKV: X
+        q, k, v = (r.new(n, w, None, True) for n, w in zip(("q", "k", "v"), (a * d, kv * d, kv * d)))
+    else:
+        q, k, v, _ = _qkv(r, spec, n1)
+    if spec.qk_norm:
+        q, k = fast_rms(q, "q_norm", a * d, groups=a), fast_rms(k, "k_norm", kv * d, groups=kv)
+    if not _no_rope(spec):  # Fast_RoPE_Embedding keeps only cos and sin
+        q, k = r.new("q_rope", a * d, None, q.rg), r.new("k_rope", kv * d, None, k.rg)
+    out = r.new("attn_out", a * d, None, True)
+    r.keep(q, k, v, out, r.new("lse", a, 4))  # flash attention; o_proj's input is a view of the output
+    if fast and spec.training.o_module in adapted:
+        o = r.new("o", h, None, True)  # LoRA_W: X, the attention output already kept
+    else:
+        o = r.linear(out, spec.training.o_module, h, parallel="row")
+    mid = r.new("mid", h, None, x.rg or o.rg)
+    n2 = fast_rms(mid, "ln2", h)
+    inter = spec.intermediate_size
+    if fast and set(UNSLOTH_MLP) <= adapted:
+        r.keep(n2, r.new("e", inter), r.new("g", inter))  # LoRA_MLP: X, e, g
+        # its backward allocates DW = dY @ down^T (T x I) and gets dY (T x h); the rest is written in place into
+        # DW, e, g and X (inplace=True, fast_lora.py LoRA_MLP.backward)
+        r.backward_tok += (inter + h) * r.elem
+        f = r.new("mlp_out", h, None, True)
+    else:
+        f = mlp(r, spec, n2, inter)
+    return r.new("out", h, None, mid.rg or f.rg)
+
+
 def layer(r: Replay, spec: ModelSpec, kind: str, b: int, x: Val) -> Val:
     """One decoder layer from its input to its output: the block order of the family (pre-norm
     sequential; parallel attention and MLP (GPT-NeoX, Falcon); Gemma's norms around both sublayers),
     residual dropout where the config has it."""
     assert r.layer is not None
+    if r.unsloth and not r.train.full and unsloth_unsupported(spec) is None:
+        return unsloth_layer(r, spec, kind, b, x)
     norm = r.rms if spec.norm == "rms" else r.layernorm
     moe_layer = spec.moe is not None and spec.moe.moe_layers[r.layer]
 

@@ -75,23 +75,27 @@ def trainable(spec: ModelSpec, w: Workload, targets: tuple[str, ...] | None = No
     """What trains in a workload: every weight, or the LoRA adapters PEFT puts on ``targets``."""
     if not w.adapters:  # full fine-tuning and RL post-training (without --use-peft) train every weight
         return FULL
+    from llm_mem.estimators.frameworks import adapter_bytes
     from llm_mem.estimators.lora import lora_target_modules, resolve_targets
 
     mods = lora_target_modules(spec, targets or resolve_targets(spec, w.lora_targets)[0])
-    return Trainable(full=False, adapted=frozenset((m.layer, m.name) for m in mods if m.copies == 1),
+    # bf16 adapters (a --trainer preset's) read their bf16 input as it is: no fp32 copy per adapter
+    return Trainable(full=False, autocast=adapter_bytes(w) == 2,
+                     adapted=frozenset((m.layer, m.name) for m in mods if m.copies == 1),
                      experts_adapted=frozenset(m.layer for m in mods if m.copies > 1 and m.layer is not None),
                      rank=w.lora_rank, dropout=w.lora_dropout)
 
 
 def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpointing: bool, elem: int = 2,
                       train: Trainable = FULL, kernels: Kernels = CUDA, par: Split = NO_SPLIT,
-                      compiled: bool = False, expand_kv: bool = False) -> SavedActivations:
+                      compiled: bool = False, expand_kv: bool = False, unsloth: bool = False) -> SavedActivations:
     """Saved-for-backward bytes for a batch of `b` x `s` tokens (llm_mem.estimators.saved replays each
     layer; checkpointing keeps each layer's input and recomputes one layer at a time in backward), on
     one rank of Megatron's tensor/sequence/context parallelism ``par``: the residual stream outside the
     layers is split by sequence parallelism and context parallelism, the logits by vocabulary (TP's
     vocab-parallel output layer and cross-entropy) and by context. ``expand_kv``: the layers are torchtune's,
-    whose attention hands the kernel K and V copied to every query head."""
+    whose attention hands the kernel K and V copied to every query head; ``unsloth``: LoRA layers run Unsloth's
+    fused kernels (saved_blocks.unsloth_layer)."""
     from llm_mem.estimators.saved_blocks import embeddings, head, layer
 
     a = spec.num_heads
@@ -99,10 +103,13 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     out = Replay(None, train, elem, kernels, spec.training.norm_fp32_scale)
     x = embeddings(out, spec, input_grads=checkpointing)
     per: list[int] = []
+    backward: list[int] = []  # a layer's saved bytes and its backward's own transients (where modelled)
     for i in range(spec.num_layers):
-        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale, compiled=compiled, expand_kv=expand_kv)
+        r = Replay(i, train, elem, kernels, spec.training.norm_fp32_scale, compiled=compiled, expand_kv=expand_kv,
+                   unsloth=unsloth)
         x = layer(r, spec, attention, b, x)
         per.append(r.cost.bytes(b, s, a, par))
+        backward.append(per[-1] + int(r.backward_tok * T))
     _, saved_per_token = head(out, spec, x)
     # Peak in the cross-entropy backward: bf16 logits (kept by the model output) + the fp32 log-softmax
     # saved for the loss + two fp32 gradients (of the log-softmax and of the upcast) = 14 bytes per logit;
@@ -115,7 +122,7 @@ def saved_activations(spec: ModelSpec, b: int, s: int, attention: str, checkpoin
     if checkpointing:  # each layer's input; GPT-2's eager mask, a positional argument, once
         mask = b * s * s * elem if spec.training.ckpt_mask_arg and attention == "eager" else 0
         return SavedActivations(biggest, int(spec.num_layers * T * spec.hidden_size * elem) + mask, logit_peak,
-                                biggest, outside, int(b * s / par.cp * saved_per_token / par.tp))
+                                max(backward), outside, int(b * s / par.cp * saved_per_token / par.tp))
     return SavedActivations(biggest, sum(per), logit_peak, 0, outside, int(b * s / par.cp * saved_per_token / par.tp))
 
 
