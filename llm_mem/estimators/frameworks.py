@@ -283,6 +283,22 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
     if w.packing:
         notes.append("sequence packing: every sequence filled to --seq with no padding; memory per token is "
                      "unchanged, so size --batch x --seq as the packed length")
+    if w.trainer is Trainer.torchtune and spec.num_kv_heads < spec.num_heads and spec.mla is None:
+        notes.append("torchtune's attention copies K and V to every query head before the kernel "
+                     "(torchtune/modules/attention.py): they are saved at query width")
+    if w.trainer is Trainer.unsloth and w.adapters:
+        from llm_mem.estimators.saved_blocks import UNSLOTH_MLP, UNSLOTH_QKV, unsloth_unsupported
+
+        why = unsloth_unsupported(spec)
+        targets = set(w.lora_targets or ())
+        if why is not None:
+            notes.append(f"Unsloth's fused LoRA kernels are not sized for {why}: PEFT's modules are")
+        elif w.lora_dropout > 0 or not (set(UNSLOTH_QKV) | set(UNSLOTH_MLP) | {"o_proj"}) <= targets:
+            notes.append("Unsloth's fused LoRA kernels need every projection of a block adapted and no LoRA "
+                         "dropout; the blocks without them run PEFT's modules")
+        else:
+            notes.append("Unsloth's fused LoRA kernels (unsloth/kernels/fast_lora.py): each layer keeps its "
+                         "projections' inputs and the MLP's gate and up outputs, nothing per adapter")
     if w.torch_compile:
         from llm_mem.estimators.training import compile_unmodelled
 
