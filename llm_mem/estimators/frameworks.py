@@ -305,7 +305,8 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
         why = compile_unmodelled(spec, w)
         notes.append("torch.compile of each decoder layer (torchtune's compile_model): inductor's partitioner keeps "
                      "each RMSNorm's bf16 input and recomputes its fp32 copy, and recomputes the MLP activation, "
-                     "in backward (measured byte-exact per family); the head and a non-chunked loss are sized eager" if why is None
+                     "in backward (measured byte-exact per family); the head and a non-chunked loss are sized eager"
+                     if why is None
                      else f"torch.compile: {why}; the decoder layers are sized eager")
     return out, host, notes
 
