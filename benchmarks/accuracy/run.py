@@ -517,7 +517,9 @@ SPECS: dict[str, Spec] = {
     "torchtune-2024-llama2-7b-lora-4090": S(
         L2_7B, "peak_training", "peak",
         "llama2/7B_lora_single_device @0217d44c2 (2024-05): --trainer torchtune (AC on, bf16 adapters) with "
-        "--no-chunked-ce (its loss was torch.nn.CrossEntropyLoss); r8 q,v; measure not stated",
+        "--no-chunked-ce (its loss was torch.nn.CrossEntropyLoss); r8 q,v; measure not stated. At that commit the "
+        "recipe kept the fp32 logits (`logits[..., :-1, :].contiguous()`) through backward; `del logits` came on "
+        "2024-07-28 (8a98fbaa3): +0.98 GiB here that llm-mem, sizing today's torchtune, does not count",
         workload={"train": "lora", "batch": 4, "context": 2048, "lora_rank": 8, "lora_targets": QV,
                   "trainer": "torchtune", "chunked_ce": False}),
     "torchtune-llama32-3b-packed": S(
