@@ -92,6 +92,9 @@ def test_qlora_base_is_nf4():
     assert trl.workload.prepare_kbit is False and trl.component("weights") == bare.component("weights")
     r16 = estimate(M8B, Workload(train="qlora", context=512, prepare_kbit=False, lora_rank=16))
     assert trl.component("lora_adapters") * 2 == r16.component("lora_adapters")  # TRL's r 16, bf16
+    # sharded QLoRA (FSDP, ZeRO-3) keeps one dtype: its recipes skip the upcast
+    fsdp = estimate(M8B, Workload(train="qlora", context=512, fsdp="full", gpus=2))
+    assert fsdp.workload.prepare_kbit is False
     with pytest.raises(CombinationError):
         Workload(train="lora", prepare_kbit=True)
 

@@ -164,13 +164,18 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
         # parameters to fp32"); TRL's SFTTrainer (sft_trainer.py @f2cd577) never calls it, axolotl turns the
         # norms and embeddings back to bf16 after it (loaders/model.py @067b021), Unsloth and torchtune build
         # their own 4-bit models.
-        on = w.trainer in (None, Trainer.hf)
+        # Sharded QLoRA (FSDP, ZeRO-3) needs one dtype across the model, so its recipes skip it (axolotl's
+        # _prepare_model_for_quantization: is_qlora_and_fsdp_enabled / is_deepspeed_zero3_enabled).
+        sharded = getattr(w, "fsdp", None) is not None or w.zero == 3
+        on = w.trainer in (None, Trainer.hf) and not sharded
         change["prepare_kbit"] = on
+        why = ("sharded QLoRA keeps one dtype (FSDP/ZeRO-3 recipes skip it)" if sharded and w.trainer in
+               (None, Trainer.hf) else f"the {w.trainer} recipe does not call it")
         notes.append("QLoRA as PEFT's prepare_model_for_kbit_training leaves it: the embeddings, norms and head in "
                      "fp32, so the activations and logits run in fp32 too (measured, benchmarks/activations/"
                      "measured_qlora.json); --no-prepare-kbit keeps them bf16" if on else
-                     f"QLoRA without prepare_model_for_kbit_training (the {w.trainer} recipe does not call it): "
-                     "the unquantized weights and the activations stay bf16; --prepare-kbit sizes PEFT's recipe")
+                     f"QLoRA without prepare_model_for_kbit_training ({why}): the unquantized weights and the "
+                     "activations stay bf16; --prepare-kbit sizes PEFT's recipe")
     return (w.model_copy(update=change) if change else w), notes
 
 
