@@ -166,3 +166,17 @@ def test_lora_policy_drops_the_reference_copy_and_trains_trls_default_adapters()
 def test_use_peft_combinations(kw):
     with pytest.raises(UsageError):
         Workload(**kw)
+
+
+def test_sequence_length_defaults_follow_trl():
+    # TRL DPOConfig / SFTConfig max_length=1024 truncate the sequence; GRPO truncates no prompt, so --seq stays
+    # llm-mem's default and a note says what it counts
+    m = resolve_model("meta-llama/Llama-3.1-8B")
+    dpo = estimate(m, Workload(train="dpo"))
+    assert dpo.workload.context == 1024 and any("DPOConfig max_length" in n for n in dpo.notes)
+    assert estimate(m, Workload(train="dpo", context=4096)).workload.context == 4096  # given, even as the default
+    sft = estimate(m, Workload(train="lora", trainer="trl"))
+    assert sft.workload.context == 1024
+    assert estimate(m, Workload(train="lora")).workload.context == 4096  # no trainer: no truncation assumed
+    grpo = estimate(m, Workload(train="grpo"))
+    assert grpo.workload.context == 4096 and any("max_completion_length" in n for n in grpo.notes)

@@ -157,6 +157,12 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
     if w.optimizer_in_bwd and (w.zero or getattr(w, "fsdp", None) is not None):
         raise CombinationError("optimizer_in_bwd", "{} frees each gradient after a single-device step; "
                                "ZeRO and FSDP partition gradients themselves", "drop one of them")
+    if w.trainer is Trainer.trl and w.train in (TrainMode.full, TrainMode.lora, TrainMode.qlora) \
+            and "context" not in w.model_fields_set:
+        from llm_mem.estimators.rl import TRL_MAX_LENGTH
+
+        change["context"] = TRL_MAX_LENGTH  # SFTConfig max_length: longer sequences are truncated
+        applied.append(f"sequences of {TRL_MAX_LENGTH:,} tokens (max_length; --seq changes it)")
     notes = [f"{w.trainer} preset ({preset.source}): " + "; ".join(applied)] if preset and applied else []
     if w.train is TrainMode.qlora and w.prepare_kbit is None:
         # PEFT's QLoRA recipe (its docs, transformers' Trainer users) calls prepare_model_for_kbit_training, which

@@ -59,6 +59,12 @@ class RlPart(NamedTuple):
     note: str
 
 
+# TRL 1.10.0.dev0 (f2cd577): DPOConfig and SFTConfig max_length=1024 (trl/trainer/dpo_config.py, sft_config.py),
+# GRPOConfig max_completion_length=512 (trl/trainer/grpo_config.py; prompts are no longer truncated).
+TRL_MAX_LENGTH = 1024
+GRPO_MAX_COMPLETION = 512
+
+
 def rl_defaults(w: Workload) -> tuple[Workload, list[str]]:
     """The TRL defaults an RL workload leaves out, filled in (without re-validation) and stated."""
     mode = w.train
@@ -69,6 +75,15 @@ def rl_defaults(w: Workload) -> tuple[Workload, list[str]]:
         change["grad_checkpointing"] = RL_GRAD_CHECKPOINTING
         notes.append(f"gradient checkpointing on: TRL's {str(mode).upper()}Config default; "
                      "--no-grad-checkpointing turns it off")
+    if "context" not in w.model_fields_set:  # the sequence length the trainer truncates to
+        if mode is TrainMode.dpo:
+            change["context"] = TRL_MAX_LENGTH
+            notes.append(f"sequences of {TRL_MAX_LENGTH:,} tokens (prompt + completion): TRL DPOConfig max_length; "
+                         "--seq changes it")
+        elif mode is TrainMode.grpo:
+            notes.append(f"--seq {w.context:,} counts prompt + completion; TRL GRPOConfig generates up to "
+                         f"{GRPO_MAX_COMPLETION} completion tokens (max_completion_length) after prompts it does not "
+                         "truncate: set --seq to your longest prompt + completion")
     if mode is TrainMode.grpo and w.num_generations is None:
         change["num_generations"] = GRPO_NUM_GENERATIONS
         notes.append(f"{GRPO_NUM_GENERATIONS} generations per prompt (TRL GRPOConfig num_generations); --batch "
