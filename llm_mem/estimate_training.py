@@ -174,7 +174,7 @@ def gradient_overlap(w: Workload, comps: Sequence[Component]) -> tuple[int, int,
         a, lg, r = (getattr(c, field) if c is not None else 0 for c in (acts, logits, rec))
         grads = getattr(g, field) if g is not None else 0
         always = grads if kept else 0
-        moments = (a + lg + always, a + r + always, (grads if not kept else always) + r)
+        moments = (a + lg + always, a + r + always, grads + r)
         return a + lg + r + grads - max(moments)
 
     o, low, high = overlap("bytes"), overlap("low"), overlap("high")

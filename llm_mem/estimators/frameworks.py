@@ -64,6 +64,10 @@ class Preset:
     lora_dropout: float | None = None
 
 
+# TRL 1.10.0.dev0 (f2cd577): SFTConfig and DPOConfig max_length=1024 (trl/trainer/sft_config.py, dpo_config.py):
+# the sequence length TRL truncates to when --seq is not given.
+TRL_MAX_LENGTH = 1024
+
 #: Each framework's current default recipe, read from its source at the named version.
 TRAINER_PRESETS: dict[Trainer, Preset] = {
     # transformers 5.24 TrainingArguments: gradient_checkpointing False, torch_compile False, optim
@@ -154,13 +158,11 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
     for name in ("fused_ce", "chunked_ce", "activation_offloading", "optimizer_in_bwd", "packing", "torch_compile"):
         if getattr(w, name) is None and name not in change:
             change[name] = False
-    if w.optimizer_in_bwd and (w.zero or getattr(w, "fsdp", None) is not None):
+    if w.optimizer_in_bwd and (w.zero or w.fsdp is not None):
         raise CombinationError("optimizer_in_bwd", "{} frees each gradient after a single-device step; "
                                "ZeRO and FSDP partition gradients themselves", "drop one of them")
     if w.trainer is Trainer.trl and w.train in (TrainMode.full, TrainMode.lora, TrainMode.qlora) \
             and "context" not in w.model_fields_set:
-        from llm_mem.estimators.rl import TRL_MAX_LENGTH
-
         change["context"] = TRL_MAX_LENGTH  # SFTConfig max_length: longer sequences are truncated
         applied.append(f"sequences of {TRL_MAX_LENGTH:,} tokens (max_length; --seq changes it)")
     notes = [f"{w.trainer} preset ({preset.source}): " + "; ".join(applied)] if preset and applied else []
@@ -172,7 +174,7 @@ def framework_defaults(w: Workload) -> tuple[Workload, list[str]]:
         # their own 4-bit models.
         # Sharded QLoRA (FSDP, ZeRO-3) needs one dtype across the model, so its recipes skip it (axolotl's
         # _prepare_model_for_quantization: is_qlora_and_fsdp_enabled / is_deepspeed_zero3_enabled).
-        sharded = getattr(w, "fsdp", None) is not None or w.zero == 3
+        sharded = w.fsdp is not None or w.zero == 3
         on = w.trainer in (None, Trainer.hf) and not sharded
         change["prepare_kbit"] = on
         why = ("sharded QLoRA keeps one dtype (FSDP/ZeRO-3 recipes skip it)" if sharded and w.trainer in
@@ -298,13 +300,12 @@ def framework_parts(spec: ModelSpec, w: Workload, parts: Sequence[tuple[str, int
         notes.append("torchtune's attention copies K and V to every query head before the kernel "
                      "(torchtune/modules/attention.py): they are saved at query width")
     if w.trainer is Trainer.unsloth and w.adapters:
-        from llm_mem.estimators.saved_blocks import UNSLOTH_MLP, UNSLOTH_QKV, unsloth_unsupported
+        from llm_mem.estimators.saved_blocks import unsloth_fused, unsloth_unsupported
 
         why = unsloth_unsupported(spec)
-        targets = set(w.lora_targets or ())
         if why is not None:
             notes.append(f"Unsloth's fused LoRA kernels are not sized for {why}: PEFT's modules are")
-        elif w.lora_dropout > 0 or not (set(UNSLOTH_QKV) | set(UNSLOTH_MLP) | {"o_proj"}) <= targets:
+        elif not all(unsloth_fused(set(w.lora_targets or ()), w.lora_dropout, spec.training.o_module)):
             notes.append("Unsloth's fused LoRA kernels need every projection of a block adapted and no LoRA "
                          "dropout; the blocks without them run PEFT's modules")
         else:

@@ -57,7 +57,6 @@ def split(w: Workload) -> Split:
     return Split(w.tensor_model_parallel_size, w.sequence_parallel, w.context_parallel_size)
 
 
-
 def check_workload(w: Workload) -> None:
     """The combinations Megatron's layout refuses, or that are not modelled, whatever the model."""
     from llm_mem.choices import Attention, TrainMode

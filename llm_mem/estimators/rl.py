@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from llm_mem.choices import TrainMode
+from llm_mem.estimators.frameworks import TRL_MAX_LENGTH
 from llm_mem.spec import ModelSpec
 from llm_mem.workload import Workload
 
@@ -59,9 +60,8 @@ class RlPart(NamedTuple):
     note: str
 
 
-# TRL 1.10.0.dev0 (f2cd577): DPOConfig and SFTConfig max_length=1024 (trl/trainer/dpo_config.py, sft_config.py),
-# GRPOConfig max_completion_length=512 (trl/trainer/grpo_config.py; prompts are no longer truncated).
-TRL_MAX_LENGTH = 1024
+# TRL 1.10.0.dev0 (f2cd577): GRPOConfig max_completion_length=512 (trl/trainer/grpo_config.py; prompts are no
+# longer truncated); DPOConfig's max_length is SFTConfig's, TRL_MAX_LENGTH (llm_mem.estimators.frameworks).
 GRPO_MAX_COMPLETION = 512
 
 

@@ -281,12 +281,20 @@ def unsloth_unsupported(spec: ModelSpec) -> str | None:
     return None
 
 
+def unsloth_fused(adapted: set[str], dropout: float, o_module: str) -> tuple[bool, bool, bool]:
+    """Which blocks run Unsloth's kernels (q/k/v, o_proj, the MLP): those whose every projection carries an
+    adapter, and none with LoRA dropout (Unsloth's patch_peft_model leaves the others to PEFT)."""
+    if dropout:
+        return False, False, False
+    return set(UNSLOTH_QKV) <= adapted, o_module in adapted, set(UNSLOTH_MLP) <= adapted
+
+
 def unsloth_layer(r: Replay, spec: ModelSpec, kind: str, b: int, x: Val) -> Val:
     """A Llama-style decoder layer under Unsloth's kernels; a block whose projections are not all adapted (or
     carry LoRA dropout) runs PEFT's modules, as Unsloth's patch_peft_model leaves it."""
     a, kv, d, h = spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.hidden_size
-    adapted = {n for (i, n) in r.train.adapted if i == r.layer}
-    fast = r.train.dropout == 0
+    fast_qkv, fast_o, fast_mlp = unsloth_fused({n for (i, n) in r.train.adapted if i == r.layer}, r.train.dropout,
+                                               spec.training.o_module)
 
     def fast_rms(v: Val, name: str, width: float, groups: int = 1) -> Val:
         if v.rg:
@@ -294,7 +302,7 @@ def unsloth_layer(r: Replay, spec: ModelSpec, kind: str, b: int, x: Val) -> Val:
         return r.new(name, width, None, v.rg)
 
     n1 = fast_rms(x, "ln1", h)
-    if fast and set(UNSLOTH_QKV) <= adapted:
+    if fast_qkv:
         r.keep(n1)  # LoRA_QKV: X
         q, k, v = (r.new(n, w, None, True) for n, w in zip(("q", "k", "v"), (a * d, kv * d, kv * d)))
     else:
@@ -305,14 +313,14 @@ def unsloth_layer(r: Replay, spec: ModelSpec, kind: str, b: int, x: Val) -> Val:
         q, k = r.new("q_rope", a * d, None, q.rg), r.new("k_rope", kv * d, None, k.rg)
     out = r.new("attn_out", a * d, None, True)
     r.keep(q, k, v, out, r.new("lse", a, 4))  # flash attention; o_proj's input is a view of the output
-    if fast and spec.training.o_module in adapted:
+    if fast_o:
         o = r.new("o", h, None, True)  # LoRA_W: X, the attention output already kept
     else:
         o = r.linear(out, spec.training.o_module, h, parallel="row")
     mid = r.new("mid", h, None, x.rg or o.rg)
     n2 = fast_rms(mid, "ln2", h)
     inter = spec.intermediate_size
-    if fast and set(UNSLOTH_MLP) <= adapted:
+    if fast_mlp:
         r.keep(n2, r.new("e", inter), r.new("g", inter))  # LoRA_MLP: X, e, g
         # its backward allocates DW = dY @ down^T (T x I) and gets dY (T x h); the rest is written in place into
         # DW, e, g and X (inplace=True, fast_lora.py LoRA_MLP.backward)

@@ -99,10 +99,11 @@ def megatron_option(ctx: Context, gpu: Gpu) -> PlanOption | None:
     distributed optimizer over DP x CP (llm_mem.estimators.megatron). Ties go to less TP, then less CP.
     None when no layout within the search's GPUs fits, or the workload is not one Megatron sizes."""
     from llm_mem.choices import Attention, TrainMode
+    from llm_mem.estimators.megatron import MEGATRON_OPTIMIZERS
 
     w, spec = ctx.workload, ctx.model.spec
     if w.train is not TrainMode.full or w.zero > 1 or str(w.offload) != "none" or w.trainer is not None or \
-            w.optimizer not in ("adamw", "sgd-momentum") or spec.mixers is not None:
+            w.optimizer not in MEGATRON_OPTIMIZERS or spec.mixers is not None:
         return None
     node = gpu.node_size or DEFAULT_NODE_SIZE
     tps = [t for t in (1, 2, 4, 8) if t <= node and spec.num_heads % t == 0 and spec.num_kv_heads % t == 0]
